@@ -1,0 +1,123 @@
+"""Export a trained model as a Hugging Face folder that transformers / peft / vLLM load without us.
+
+Exports are atomic: everything is written into a hidden sibling folder and swapped into place only
+when complete, so a crash mid-export (disk full, a failing ``save_pretrained``) never leaves a
+half-written folder where a previous good export used to be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Optional, Union
+
+from rlhf_lightning.errors import ExportError
+from rlhf_lightning.models.lora import has_adapter, merge_into_base, merged_copy
+from rlhf_lightning.models.quantization import is_quantized_4bit
+from rlhf_lightning.models.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+__all__ = ["atomic_directory", "export_pretrained"]
+
+ADAPTER_SUBDIR = "adapter"
+
+
+def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+    """Move ``out_dir`` aside, rename ``tmp`` to it, then delete the old one (restored on failure)."""
+    old: Optional[Path] = None
+    if out_dir.exists() or out_dir.is_symlink():
+        if not out_dir.is_dir():
+            raise ExportError(f"cannot export to {out_dir}: it exists and is not a folder")
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        old.rmdir()  # only the unique name was wanted; rename needs the target absent
+        os.replace(out_dir, old)
+    try:
+        os.replace(tmp, out_dir)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(out_dir: Union[str, Path]) -> Iterator[Path]:
+    """Yield a fresh temporary folder that replaces ``out_dir`` when the block finishes cleanly.
+
+    The temporary folder is ``.<name>.tmp-<random>`` beside ``out_dir`` (same filesystem, so the
+    final renames are atomic). If the block raises, the temporary folder is removed, ``out_dir`` is
+    left exactly as it was, and an ExportError naming ``out_dir`` and the cause is raised.
+    """
+    out_dir = Path(out_dir).expanduser().absolute()
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    except OSError as exc:
+        raise ExportError(f"cannot export to {out_dir}: {exc}") from exc
+    try:
+        yield tmp
+        _swap_into_place(tmp, out_dir)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, ExportError) or not isinstance(exc, Exception):
+            raise  # already explained, or KeyboardInterrupt / SystemExit
+        raise ExportError(f"export to {out_dir} failed, previous contents kept: "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
+def _full_precision_merge(model: Any, tokenizer: Any, base_spec: Optional[ModelSpec]) -> Any:
+    """Merge a QLoRA adapter into the base re-loaded WITHOUT quantization from ``base_spec``.
+
+    Folding a LoRA delta into 4-bit weights would re-quantize it away (and a 4-bit checkpoint is not
+    what vLLM or plain transformers users expect), so the merged export is full precision.
+    """
+    from rlhf_lightning.models.loading import load_causal_lm, load_sequence_classifier
+
+    if base_spec is None or base_spec.name_or_path is None:
+        raise ExportError("merging a 4-bit (QLoRA) model needs base_spec with the base model's "
+                          "name_or_path, to re-load it in full precision")
+    spec = dataclasses.replace(base_spec, quantization=None, lora=None, gradient_checkpointing=False)
+    task_type = str(getattr(model.peft_config[model.active_adapter], "task_type", "CAUSAL_LM"))
+    if task_type.endswith("SEQ_CLS"):
+        base = load_sequence_classifier(spec, num_labels=model.config.num_labels, tokenizer=tokenizer)
+    else:
+        base = load_causal_lm(spec, tokenizer=tokenizer)
+    return merge_into_base(model, base)
+
+
+def export_pretrained(model: Any, tokenizer: Any, out_dir: Union[str, Path], *, merge_lora: bool = False,
+                      base_spec: Optional[ModelSpec] = None) -> Path:
+    """Write ``model`` (and ``tokenizer``, with its chat template) as a Hugging Face folder; return it.
+
+    * plain model: safetensors weights, ``config.json``, ``generation_config.json`` if it has one;
+    * LoRA model, ``merge_lora=False``: the adapter in PEFT format (``adapter_config.json`` +
+      ``adapter_model.safetensors``) at ``out_dir``;
+    * LoRA model, ``merge_lora=True``: a plain full model at ``out_dir`` (no peft needed to load it)
+      and the adapter under ``out_dir/adapter/``. The training model is not modified (a copy is
+      merged); a 4-bit base is re-loaded in full precision from ``base_spec`` and merged into.
+    """
+    out_dir = Path(out_dir)
+    lora = has_adapter(model)
+    if merge_lora and not lora:
+        log.info("merge_lora=True but the model has no adapter; exporting it as is")
+    with atomic_directory(out_dir) as tmp:
+        if lora and merge_lora:
+            if is_quantized_4bit(model):
+                merged = _full_precision_merge(model, tokenizer, base_spec)
+            else:
+                merged = merged_copy(model)
+            merged.save_pretrained(tmp)
+            del merged
+            model.save_pretrained(tmp / ADAPTER_SUBDIR)
+        else:
+            model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+    return out_dir.expanduser().absolute()
