@@ -1,0 +1,1 @@
+"""LightningDataModules: the glue between the data layer and a stage."""

@@ -1,0 +1,102 @@
+"""The ``rlhf-lightning`` command: LightningCLI for the stages, plus a few plain commands.
+
+``rlhf-lightning fit|validate|test|predict --config run.yaml`` runs a stage (model and data chosen by
+``class_path``). ``plugins``, ``score`` and ``export`` are commands of their own. User errors print
+one message and exit with status 2; ``--traceback`` or ``RLHF_LIGHTNING_TRACEBACK=1`` shows the
+Python traceback as well.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Optional
+
+TRACEBACK_ENV = "RLHF_LIGHTNING_TRACEBACK"
+COMMANDS = {
+    "plugins": "rlhf_lightning.commands.plugins",
+    "score": "rlhf_lightning.commands.score",
+    "export": "rlhf_lightning.commands.export",
+}
+
+
+def _tokenizer_of(model: Any) -> Optional[str]:
+    """The tokenizer a stage's model uses: ``policy.tokenizer`` or the policy's own folder/hub id."""
+    init_args = getattr(model, "init_args", None)
+    spec = getattr(init_args, "policy", None) or getattr(init_args, "backbone", None)
+    if spec is None:
+        return None
+    tokenizer = getattr(spec, "tokenizer", None)
+    if tokenizer:
+        return tokenizer
+    name = getattr(spec, "name_or_path", None)
+    if name:
+        return name
+    init_config = getattr(spec, "init_config", None)
+    return init_config if isinstance(init_config, str) else None
+
+
+def build_cli_class():
+    """Import Lightning lazily so ``rlhf-lightning plugins`` stays fast."""
+    from lightning.pytorch.cli import LightningCLI
+
+    from rlhf_lightning.callbacks.export import HFExport
+    from rlhf_lightning.callbacks.predictions import JSONLPredictionWriter
+
+    class RLHFCLI(LightningCLI):
+        """LightningCLI with the project's links, export and prediction options."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("subclass_mode_model", True)
+            kwargs.setdefault("subclass_mode_data", True)
+            kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+            kwargs.setdefault("auto_configure_optimizers", False)
+            super().__init__(*args, **kwargs)
+
+        def add_arguments_to_parser(self, parser) -> None:
+            parser.add_lightning_class_args(HFExport, "export")
+            parser.add_lightning_class_args(JSONLPredictionWriter, "predictions")
+            # One source of truth: the data module tokenises with the model's tokenizer.
+            parser.link_arguments("model", "data.init_args.tokenizer", compute_fn=_tokenizer_of, apply_on="parse")
+
+    return RLHFCLI
+
+
+def _user_error_types() -> tuple[type, ...]:
+    from rlhf_lightning.errors import RLHFError
+
+    return (RLHFError,)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    show_traceback = os.environ.get(TRACEBACK_ENV, "") not in ("", "0")
+    if "--traceback" in argv:
+        argv.remove("--traceback")
+        show_traceback = True
+    try:
+        if argv and argv[0] in COMMANDS:
+            import importlib
+
+            return int(importlib.import_module(COMMANDS[argv[0]]).main(argv[1:]) or 0)
+        from rlhf_lightning.registry import prepare_for_parsing
+
+        prepare_for_parsing()
+        build_cli_class()(args=argv)
+        return 0
+    except _user_error_types() as err:
+        if show_traceback:
+            raise
+        print(f"rlhf-lightning: error: {err}", file=sys.stderr)
+        print(f"(set {TRACEBACK_ENV}=1 or pass --traceback for the Python traceback)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def run() -> None:  # console-script entry point
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

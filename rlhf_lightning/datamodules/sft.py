@@ -1,0 +1,182 @@
+"""Data for SFT / pre-training: load, validate, tokenise with label masks, optionally pack."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal, Optional
+
+import datasets
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch.utils.data import DataLoader
+
+from rlhf_lightning.data.spec import DataSource, SourcesArg, as_sources
+from rlhf_lightning.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+
+class SFTDataModule(LightningDataModule):
+    """Training/validation data for :class:`~rlhf_lightning.modules.sft.SFTModule`.
+
+    Args:
+        train: one or more sources (paths, hub ids, or ``DataSource`` entries); rows of all
+            sources are concatenated, each source in its own (detected or declared) format.
+        val: validation sources; or set ``val_fraction`` to hold out part of ``train``.
+        val_fraction: fraction of ``train`` held out for validation when ``val`` is empty.
+        predict: prompt rows (``prompt`` or ``messages``) for ``rlhf-lightning predict``.
+        tokenizer: tokenizer folder or hub id; linked from the model's ``policy`` by the CLI.
+        max_length: longest tokenised example (and packed row).
+        truncation: ``truncate`` (keep the first ``max_length`` tokens), ``drop``, or ``error``;
+            counts are reported either way.
+        loss_on: ``completion`` (assistant/response tokens) or ``all`` (pre-training).
+        packing: pack several examples per row without attention or position leakage.
+        batch_size, eval_batch_size: rows per batch (``eval_batch_size`` defaults to ``batch_size``).
+        max_prompt_length: prompt budget for ``predict`` (the last tokens are kept).
+        num_workers: DataLoader workers. num_proc: processes for tokenisation (``datasets.map``).
+        seed: seed for the validation split.
+    """
+
+    def __init__(
+        self,
+        train: Optional[SourcesArg] = None,
+        val: Optional[SourcesArg] = None,
+        val_fraction: float = 0.0,
+        predict: Optional[SourcesArg] = None,
+        tokenizer: Optional[str] = None,
+        max_length: int = 1024,
+        truncation: Literal["truncate", "drop", "error"] = "truncate",
+        loss_on: Literal["completion", "all"] = "completion",
+        packing: bool = False,
+        batch_size: int = 8,
+        eval_batch_size: Optional[int] = None,
+        max_prompt_length: Optional[int] = None,
+        num_workers: int = 0,
+        num_proc: Optional[int] = None,
+        seed: int = 42,
+    ) -> None:
+        super().__init__()
+        if max_length < 2:
+            raise ConfigError(f"data.max_length must be at least 2, got {max_length}")
+        self.save_hyperparameters()
+        self.train_sources = as_sources(train)
+        self.val_sources = as_sources(val)
+        self.predict_sources = as_sources(predict)
+        self.tokenizer_path = tokenizer
+        self.tokenizer = None
+        self.train_data = self.val_data = self.predict_data = None
+        self.stats: dict[str, Any] = {}
+
+    # -- loading ---------------------------------------------------------------------------------
+    def _load_tokenizer(self):
+        if self.tokenizer is None:
+            if not self.tokenizer_path:
+                raise ConfigError("no tokenizer: set model.init_args.policy.name_or_path or policy.tokenizer")
+            from rlhf_lightning.models.loading import load_tokenizer
+
+            self.tokenizer = load_tokenizer(self.tokenizer_path)
+        return self.tokenizer
+
+    def _encode(self, sources: list[DataSource], role: str) -> list[dict]:
+        from rlhf_lightning.data.encoding import encode_dataset
+        from rlhf_lightning.data.formats import check_format, detect_format
+        from rlhf_lightning.data.sources import load_rows
+
+        hp = self.hparams
+        tokenizer = self._load_tokenizer()
+        parts = []
+        for src in sources:
+            rows = load_rows(src.path, split=src.split, columns=src.columns, subset=src.subset, revision=src.revision)
+            fmt = src.format or detect_format(rows.column_names, source=src.path)
+            if src.format:
+                check_format(fmt, rows.column_names, source=src.path)
+            encoded, stats = encode_dataset(rows, fmt, tokenizer, max_length=hp.max_length, truncation=hp.truncation,
+                                            loss_on=hp.loss_on, source=src.path, num_proc=hp.num_proc)
+            self.stats[f"{role}:{src.path}"] = stats
+            if stats.truncated or stats.dropped_too_long or stats.dropped_no_target:
+                rank_zero_warn(f"{role} data {src.path} ({fmt}): {stats.summary()}")
+            else:
+                rank_zero_info(f"{role} data {src.path} ({fmt}): {stats.summary()}")
+            parts.append(encoded.select_columns(["input_ids", "labels"]))
+        merged = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+        examples = merged.to_list()
+        if self.hparams.packing:
+            from rlhf_lightning.data.packing import pack
+
+            examples = pack(examples, hp.max_length)
+        return examples
+
+    def setup(self, stage: str) -> None:
+        if stage in ("fit", "validate", "test") and self.train_data is None and self.val_data is None:
+            if stage == "fit" and not self.train_sources:
+                raise ConfigError("data.train is empty: give at least one training file or dataset id")
+            if self.train_sources:
+                train = self._encode(self.train_sources, "train")
+            else:
+                train = []
+            if self.val_sources:
+                val = self._encode(self.val_sources, "val")
+            elif self.hparams.val_fraction > 0:
+                train, val = _split(train, self.hparams.val_fraction, self.hparams.seed)
+            else:
+                val = None
+            self.train_data, self.val_data = train, val
+        if stage == "predict" and self.predict_data is None:
+            self.predict_data = self._prompts()
+
+    def _prompts(self) -> list[dict]:
+        from rlhf_lightning.data.prompts import prompt_messages, render_prompt
+        from rlhf_lightning.data.sources import load_rows
+
+        if not self.predict_sources:
+            raise ConfigError("data.predict is empty: give a prompt file (rows with 'prompt' or 'messages')")
+        tokenizer = self._load_tokenizer()
+        rows = []
+        for src in self.predict_sources:
+            table = load_rows(src.path, split=src.split, columns=src.columns, subset=src.subset, revision=src.revision)
+            if "prompt" not in table.column_names and "messages" not in table.column_names:
+                raise DataError(f"{src.path}: prompt rows need a 'prompt' or 'messages' column; found {table.column_names}")
+            for i, row in enumerate(table):
+                prompt = prompt_messages(row, source=src.path, index=i)
+                out = {k: v for k, v in row.items() if isinstance(v, (str, int, float, bool)) or v is None}
+                out["text"] = render_prompt(tokenizer, prompt)
+                rows.append(out)
+        return rows
+
+    # -- loaders ---------------------------------------------------------------------------------
+    def _collator(self):
+        from rlhf_lightning.data.collators import PackedCollator, PaddingCollator
+
+        pad = self._load_tokenizer().pad_token_id
+        return PackedCollator(pad) if self.hparams.packing else PaddingCollator(pad)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_data, batch_size=self.hparams.batch_size, shuffle=True,
+                          collate_fn=self._collator(), num_workers=self.hparams.num_workers)
+
+    def val_dataloader(self):
+        if not self.val_data:
+            return []
+        return DataLoader(self.val_data, batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
+                          shuffle=False, collate_fn=self._collator(), num_workers=self.hparams.num_workers)
+
+    def predict_dataloader(self) -> DataLoader:
+        from rlhf_lightning.data.prompts import PromptCollator
+
+        return DataLoader(self.predict_data, batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
+                          shuffle=False, collate_fn=PromptCollator(self._load_tokenizer(), self.hparams.max_prompt_length))
+
+
+def _split(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """Deterministic hold-out of ``fraction`` of the rows (at least one on each side)."""
+    import random
+
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"data.val_fraction must be in (0, 1), got {fraction}")
+    if len(rows) < 2:
+        raise DataError(f"cannot hold out a validation fraction from {len(rows)} training example(s)")
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_val = min(len(rows) - 1, max(1, round(fraction * len(rows))))
+    val_idx = set(order[:n_val])
+    return [r for i, r in enumerate(rows) if i not in val_idx], [rows[i] for i in sorted(val_idx)]

@@ -1,0 +1,126 @@
+"""Supervised fine-tuning (and pre-training) of a causal LM.
+
+The labels come from the data module: completion tokens only by default, every token with
+``loss_on: all`` (pre-training). The loss is the token mean of next-token cross-entropy over the
+batch's target tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torchmetrics.text import Perplexity
+
+from rlhf_lightning.losses.language_model import IGNORE_INDEX, token_nll
+from rlhf_lightning.models.spec import ModelSpec
+from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model
+from rlhf_lightning.optim.schedules import default_optimizer
+from rlhf_lightning.rollout.generation import GenerationSpec, generate
+
+
+class SFTModule(LightningModule):
+    """Causal-LM training on prompt/completion, chat or plain-text data.
+
+    Args:
+        policy: the model to train (hub id / local folder / config for training from scratch,
+            dtype, LoRA, QLoRA, gradient checkpointing).
+        optimizer: ``params -> Optimizer``, injected by LightningCLI (default AdamW, lr 2e-5).
+        scheduler: ``optimizer -> LRScheduler``, stepped every optimizer step; a
+            :class:`~rlhf_lightning.optim.schedules.WarmupCosineLR` gets its length from the trainer.
+        generation: decoding options for ``predict``.
+    """
+
+    def __init__(
+        self,
+        policy: ModelSpec,
+        optimizer: OptimizerCallable = default_optimizer,
+        scheduler: Optional[LRSchedulerCallable] = None,
+        generation: GenerationSpec = GenerationSpec(),
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.policy_spec = policy
+        self.optimizer_fn = optimizer
+        self.scheduler_fn = scheduler
+        self.generation = generation
+        self.model = None
+        self.tokenizer = None
+        self.val_perplexity = Perplexity(ignore_index=IGNORE_INDEX)
+        self._step_started: Optional[float] = None
+
+    # -- model -----------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        """Load tokenizer and model here (not in ``__init__``) so strategies can shard them."""
+        if self.model is not None:
+            return
+        from rlhf_lightning.models.loading import load_causal_lm, load_tokenizer
+
+        self.tokenizer = load_tokenizer(self.policy_spec)
+        self.model = load_causal_lm(self.policy_spec, tokenizer=self.tokenizer)
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        # No attention_mask on packed batches: transformers then builds a block-diagonal mask from
+        # the position_ids restarts, which it only does without a KV cache (use_cache=False).
+        out = self.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch.get("attention_mask"),
+            position_ids=batch.get("position_ids"),
+            use_cache=False,
+        )
+        return out.logits
+
+    # -- training --------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        logits = self(batch)
+        nll_sum, n_tokens = token_nll(logits, batch["labels"])
+        loss = nll_sum / n_tokens.clamp(min=1)
+        bs = batch["input_ids"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        self.log("train/target_tokens", n_tokens.float(), reduce_fx="sum", batch_size=bs)
+        return loss
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._step_started = time.perf_counter()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._step_started is None:
+            return
+        elapsed = time.perf_counter() - self._step_started
+        mask = batch.get("attention_mask")
+        tokens = mask.sum() if mask is not None else torch.tensor(batch["input_ids"].numel())
+        self.log("train/tokens_per_sec", tokens.float() / max(elapsed, 1e-9), prog_bar=True,
+                 batch_size=batch["input_ids"].shape[0])
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        logits = self(batch)
+        nll_sum, n_tokens = token_nll(logits, batch["labels"])
+        bs = batch["input_ids"].shape[0]
+        # token-weighted mean over the whole validation set (weights = target tokens per batch)
+        self.log("val/loss", nll_sum / n_tokens.clamp(min=1), batch_size=int(n_tokens.clamp(min=1)), sync_dist=True)
+        self.val_perplexity.update(logits[:, :-1].float(), batch["labels"][:, 1:])
+        self.log("val/perplexity", self.val_perplexity, batch_size=bs)
+
+    def configure_optimizers(self):
+        return configure_stage_optimizers(self, self.optimizer_fn, self.scheduler_fn)
+
+    # -- prediction ------------------------------------------------------------------------------
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """Generate a completion for each prompt; returns rows for the JSONL prediction writer."""
+        _, texts = generate(self.model, self.tokenizer, batch["input_ids"], batch["attention_mask"], self.generation)
+        n = self.generation.num_return_sequences
+        rows = []
+        for i, text in enumerate(texts):
+            src = i // n
+            row = {k: v[src] for k, v in batch.items() if isinstance(v, list) and k != "text"}
+            row["completion"] = text
+            rows.append(row)
+        return rows
+
+    # -- export ----------------------------------------------------------------------------------
+    def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> str:
+        """Write a Hugging Face folder (weights, config, tokenizer, chat template) atomically."""
+        return export_stage_model(self, dirpath, merge_lora=merge_lora)

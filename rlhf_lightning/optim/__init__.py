@@ -1,0 +1,1 @@
+"""Optimizer and learning-rate schedule defaults injected into every stage (pure torch)."""

@@ -1,0 +1,86 @@
+"""Batched generation from left-padded prompts (no Lightning): SFT's ``predict`` and RL rollouts.
+
+Decoder-only models need left padding so every prompt ends at the same column and new tokens are
+appended right after it; the KV cache is on (``use_cache=True``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+
+@dataclass
+class GenerationSpec:
+    """Sampling options (``do_sample=False`` is greedy decoding)."""
+
+    max_new_tokens: int = 64
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    num_return_sequences: int = 1
+    stop_strings: list[str] = field(default_factory=list)
+
+    def generate_kwargs(self, tokenizer) -> dict:
+        kwargs = dict(
+            max_new_tokens=self.max_new_tokens,
+            do_sample=self.do_sample,
+            num_return_sequences=self.num_return_sequences,
+            repetition_penalty=self.repetition_penalty,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=_stop_token_ids(tokenizer),
+            use_cache=True,
+        )
+        if self.do_sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
+        else:  # silence transformers' warnings about sampling knobs that greedy decoding ignores
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if self.stop_strings:
+            kwargs.update(stop_strings=list(self.stop_strings), tokenizer=tokenizer)
+        return kwargs
+
+
+def _stop_token_ids(tokenizer) -> list[int]:
+    """EOS plus a chat template's end-of-turn token (``<|im_end|>``, ``<|eot_id|>``) when it has one."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    for token in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):
+        tid = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid not in ids:
+            ids.append(tid)
+    return ids
+
+
+@torch.no_grad()
+def generate(model, tokenizer, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+             spec: GenerationSpec) -> tuple[torch.Tensor, list[str]]:
+    """Generate completions for a left-padded prompt batch.
+
+    Args:
+        input_ids, attention_mask: ``(B, P)`` left-padded prompts.
+    Returns:
+        ``completion_ids`` ``(B * n, C)`` — the new tokens only, padded with the pad id after EOS —
+        and their decoded texts (special tokens removed, stop strings cut off).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **spec.generate_kwargs(tokenizer))
+    finally:
+        model.train(was_training)
+    completion_ids = out[:, input_ids.shape[1]:]
+    texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
+    texts = [_cut_at_stop(t, spec.stop_strings) for t in texts]
+    return completion_ids, texts
+
+
+def _cut_at_stop(text: str, stop_strings: list[str]) -> str:
+    cut: Optional[int] = None
+    for s in stop_strings:
+        i = text.find(s)
+        if i >= 0 and (cut is None or i < cut):
+            cut = i
+    return text if cut is None else text[:cut]
