@@ -1,0 +1,101 @@
+"""Format detection, declared-format checks, row validation and conversion to chat messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlhf_lightning.data.formats import FORMATS, check_format, detect_format, to_messages, validate_row
+from rlhf_lightning.errors import ConfigError, DataError
+
+
+@pytest.mark.parametrize(
+    "columns,expected",
+    [
+        (["messages", "text"], "messages"),
+        (["prompt", "completion", "response"], "prompt_completion"),
+        (["prompt", "response", "id"], "prompt_response"),
+        (["instruction", "input", "output"], "alpaca"),
+        (["instruction", "output"], "alpaca"),
+        (["text", "meta"], "text"),
+    ],
+)
+def test_detect_format(columns, expected):
+    assert detect_format(columns, source="f.jsonl") == expected
+
+
+def test_formats_tuple():
+    assert FORMATS == ("messages", "prompt_completion", "prompt_response", "alpaca", "text")
+
+
+def test_no_detectable_format_lists_found_and_needed():
+    with pytest.raises(DataError) as err:
+        detect_format(["question", "answer"], source="qa.csv")
+    message = str(err.value)
+    assert "qa.csv" in message and "question, answer" in message
+    for needed in ("messages", "prompt, completion", "prompt, response", "instruction, output", "text"):
+        assert needed in message
+
+
+def test_check_format_names_missing_column():
+    check_format("alpaca", ["instruction", "output"], source="a.json")
+    with pytest.raises(DataError) as err:
+        check_format("prompt_response", ["prompt", "answer"], source="a.json")
+    assert "'response'" in str(err.value) and "prompt, answer" in str(err.value) and "a.json" in str(err.value)
+    with pytest.raises(ConfigError, match="unknown data format"):
+        check_format("chatml", ["messages"], source="a.json")
+
+
+@pytest.mark.parametrize(
+    "row,field,problem",
+    [
+        ({"prompt": "hi", "response": ""}, "response", "is empty"),
+        ({"prompt": "hi", "response": "   "}, "response", "is empty"),
+        ({"prompt": None, "response": "x"}, "prompt", "missing"),
+        ({"prompt": "hi", "response": 42}, "response", "must be a string"),
+    ],
+)
+def test_validate_row_names_row_and_field(row, field, problem):
+    with pytest.raises(DataError) as err:
+        validate_row(row, "prompt_response", source="train.csv", index=3)
+    message = str(err.value)
+    assert message.startswith("train.csv row index 3: ")
+    assert f"field '{field}'" in message and problem in message
+
+
+def test_alpaca_input_optional_but_must_be_text():
+    validate_row({"instruction": "a", "output": "b"}, "alpaca", source="s", index=0)
+    validate_row({"instruction": "a", "input": None, "output": "b"}, "alpaca", source="s", index=0)
+    with pytest.raises(DataError, match="'input'"):
+        validate_row({"instruction": "a", "input": 3, "output": "b"}, "alpaca", source="s", index=0)
+
+
+GOOD = [{"role": "system", "content": ""}, {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+
+
+@pytest.mark.parametrize(
+    "messages,problem",
+    [
+        ([], "non-empty list"),
+        ("hello", "non-empty list"),
+        (["hello"], "messages[0] must be a dict"),
+        ([{"role": "bot", "content": "x"}], "role 'bot'"),
+        ([{"role": "user", "content": 5}], "content must be a string"),
+        ([{"role": "user", "content": "q"}], "no assistant turn"),
+        ([{"role": "user", "content": "q"}, {"role": "assistant", "content": " "}], "no assistant turn"),
+    ],
+)
+def test_validate_messages(messages, problem):
+    validate_row({"messages": GOOD}, "messages", source="chat.jsonl", index=0)
+    with pytest.raises(DataError) as err:
+        validate_row({"messages": messages}, "messages", source="chat.jsonl", index=7)
+    assert "chat.jsonl row index 7" in str(err.value) and problem in str(err.value)
+
+
+def test_to_messages():
+    pair = [{"role": "user", "content": "P"}, {"role": "assistant", "content": "C"}]
+    assert to_messages({"prompt": "P", "response": "C"}, "prompt_response") == pair
+    assert to_messages({"prompt": "P", "completion": "C"}, "prompt_completion") == pair
+    assert to_messages({"instruction": "P", "input": "", "output": "C"}, "alpaca") == pair
+    assert to_messages({"instruction": "Do", "input": "this", "output": "C"}, "alpaca")[0]["content"] == "Do\n\nthis"
+    assert to_messages({"messages": GOOD}, "messages") == GOOD
+    assert to_messages({"text": "t"}, "text") is None
