@@ -1,0 +1,5 @@
+"""RL math (torch only): advantage estimators."""
+
+from rlhf_lightning.algorithms.base import AdvantageEstimator
+
+__all__ = ["AdvantageEstimator"]

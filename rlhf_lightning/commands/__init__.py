@@ -1,0 +1,1 @@
+"""Sub-commands of ``rlhf-lightning`` that are not Lightning stages (``plugins``, ``score``)."""
