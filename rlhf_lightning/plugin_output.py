@@ -24,20 +24,21 @@ def _plugin_label(plugin: Any, name: str | None) -> str:
     return registry.describe(plugin)
 
 
-def _sample_hint(prompts: Sequence[str] | None, index: int) -> str:
+def _sample_hint(prompts: Sequence[str] | None, index: int, offset: int = 0) -> str:
     if prompts is None or index >= len(prompts):
-        return f"sample {index}"
+        return f"sample {index + offset}"
     text = str(prompts[index])
     text = text if len(text) <= 60 else text[:57] + "..."
-    return f"sample {index} (prompt {text!r})"
+    return f"sample {index + offset} (prompt {text!r})"
 
 
 def validate_scores(values: Any, n: int, *, plugin: str, what: str = "score",
-                    prompts: Sequence[str] | None = None) -> list[float]:
+                    prompts: Sequence[str] | None = None, offset: int = 0) -> list[float]:
     """Return ``values`` as ``n`` Python floats, or raise :class:`PluginError` naming ``plugin`` and the sample.
 
     Accepted: a list/tuple of real numbers, or a 1-D tensor/array of a real dtype with shape ``(n,)``.
     Refused: another length or shape, bools, strings, ``None``, complex numbers, NaN and ±inf.
+    Samples are numbered from ``offset`` in messages (the position of the batch in a file).
     """
     if hasattr(values, "detach"):  # torch.Tensor, without importing torch here
         if values.dtype.is_complex or values.dtype == __import__("torch").bool:
@@ -60,10 +61,10 @@ def validate_scores(values: Any, n: int, *, plugin: str, what: str = "score",
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
             raise PluginError(f"{plugin} returned a non-numeric {what} {v!r} ({type(v).__name__}) for "
-                              f"{_sample_hint(prompts, i)}")
+                              f"{_sample_hint(prompts, i, offset)}")
         f = float(v)
         if not math.isfinite(f):
-            raise PluginError(f"{plugin} returned a non-finite {what} ({f}) for {_sample_hint(prompts, i)}")
+            raise PluginError(f"{plugin} returned a non-finite {what} ({f}) for {_sample_hint(prompts, i, offset)}")
         out.append(f)
     return out
 
@@ -73,15 +74,19 @@ def _slice_columns(columns: dict[str, Any], i: int) -> dict[str, Any]:
             for k, v in columns.items()}
 
 
-def checked_scores(plugin: Callable[..., Any], prompts: Sequence[str], completions: Sequence[str], *,
-                   name: str | None = None, what: str = "score", **columns: Any) -> list[float]:
-    """Call a reward/constraint plugin on a batch and validate its output.
+def checked_scores(plugin: Callable[..., Any], prompts: Sequence[str], completions: Sequence[str],
+                   columns: dict[str, Any] | None = None, *, name: str | None = None, what: str = "score",
+                   offset: int = 0) -> list[float]:
+    """Call ``plugin(prompts, completions, **columns)`` (a reward or constraint) and validate its output.
+
+    ``name`` labels the plugin in errors (default: its entry-point name and class path); ``what``
+    is the word for one value (``"score"``, ``"cost"``); ``offset`` numbers samples in messages.
 
     An exception raised inside the plugin is wrapped in :class:`PluginError` with the plugin's name;
     the batch is then re-run one sample at a time to name the sample that fails (skipped for
     :class:`~rlhf_lightning.errors.RLHFError`, which already carries its own explanation).
     """
-    prompts, completions = list(prompts), list(completions)
+    prompts, completions, columns = list(prompts), list(completions), dict(columns or {})
     n = len(prompts)
     if len(completions) != n:
         raise PluginError(f"{len(prompts)} prompts but {len(completions)} completions")
@@ -97,9 +102,9 @@ def checked_scores(plugin: Callable[..., Any], prompts: Sequence[str], completio
                 try:
                     plugin(prompts[i:i + 1], completions[i:i + 1], **_slice_columns(columns, i))
                 except Exception:  # noqa: BLE001
-                    where = _sample_hint(prompts, i)
+                    where = _sample_hint(prompts, i, offset)
                     break
         else:
-            where = _sample_hint(prompts, 0)
+            where = _sample_hint(prompts, 0, offset)
         raise PluginError(f"{label} raised {type(exc).__name__}: {exc} (on {where})") from exc
-    return validate_scores(values, n, plugin=label, what=what, prompts=prompts)
+    return validate_scores(values, n, plugin=label, what=what, prompts=prompts, offset=offset)

@@ -50,7 +50,7 @@ class WeightedSum(RewardFunction):
 
     def components(self, prompts: list[str], completions: list[str], **columns: Any) -> dict[str, list[float]]:
         """Every component's validated, unweighted scores, by name."""
-        return {name: checked_scores(reward, prompts, completions, name=f"reward {name!r}", **columns)
+        return {name: checked_scores(reward, prompts, completions, columns, name=f"reward {name!r}")
                 for name, reward in zip(self.names, self.rewards)}
 
     def __call__(self, prompts: list[str], completions: list[str], **columns: Any) -> list[float]:
