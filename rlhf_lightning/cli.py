@@ -69,6 +69,8 @@ def _user_error_types() -> tuple[type, ...]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    from_sys_argv = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     show_traceback = os.environ.get(TRACEBACK_ENV, "") not in ("", "0")
     if "--traceback" in argv:
@@ -82,8 +84,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         from rlhf_lightning.registry import prepare_for_parsing
 
         prepare_for_parsing()
-        build_cli_class()(args=argv)
+        if from_sys_argv:  # LightningCLI warns when given args while sys.argv has some too
+            sys.argv[1:] = argv
+        build_cli_class()(args=None if from_sys_argv else argv)
         return 0
+    except SystemExit as exit_:  # argument errors: jsonargparse already printed the message
+        if isinstance(exit_.code, str):
+            print(f"rlhf-lightning: error: {exit_.code}", file=sys.stderr)
+            return 2
+        return 0 if exit_.code is None else int(exit_.code)
     except _user_error_types() as err:
         if show_traceback:
             raise

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Union
+from dataclasses import dataclass, fields
+from typing import Any, Optional, Union
+
+from rlhf_lightning.errors import ConfigError
 
 
 @dataclass
@@ -28,12 +30,30 @@ class DataSource:
     revision: Optional[str] = None
 
 
-SourcesArg = Union[str, DataSource, list[Union[str, DataSource]]]
+# Typed as plain str/dict on purpose: with a dataclass in the annotation, jsonargparse would try to
+# read a string value as a config file, and a data file such as ``rows.json`` would be parsed as
+# options (an empty ``.jsonl`` silently became "no sources"). ``as_sources`` validates the dicts.
+SourcesArg = Union[str, dict[str, Any], list[Union[str, dict[str, Any]]]]
 
 
-def as_sources(value: Optional[SourcesArg]) -> list[DataSource]:
-    """Normalise a YAML value (a path, a DataSource, or a list of either) to a list of DataSource."""
+def as_sources(value: Optional[Union[SourcesArg, DataSource, list[DataSource]]], *, option: str = "data") -> list[DataSource]:
+    """Normalise a YAML value (a path, a ``DataSource`` mapping, or a list of either) to DataSources."""
     if value is None:
         return []
     items = value if isinstance(value, list) else [value]
-    return [DataSource(path=v) if isinstance(v, str) else v for v in items]
+    known = {f.name for f in fields(DataSource)}
+    sources = []
+    for i, item in enumerate(items):
+        if isinstance(item, DataSource):
+            sources.append(item)
+        elif isinstance(item, str):
+            sources.append(DataSource(path=item))
+        elif isinstance(item, dict):
+            unknown = sorted(set(item) - known)
+            if unknown or "path" not in item:
+                problem = f"unknown key(s) {unknown}" if unknown else "no 'path'"
+                raise ConfigError(f"{option}[{i}]: {problem}; a data source takes {sorted(known)}")
+            sources.append(DataSource(**item))
+        else:
+            raise ConfigError(f"{option}[{i}]: expected a path or a mapping with 'path', got {type(item).__name__}")
+    return sources

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Literal, Optional
 
 import datasets
@@ -13,15 +12,16 @@ from torch.utils.data import DataLoader
 from rlhf_lightning.data.spec import DataSource, SourcesArg, as_sources
 from rlhf_lightning.errors import ConfigError, DataError
 
-log = logging.getLogger(__name__)
 
 
 class SFTDataModule(LightningDataModule):
     """Training/validation data for :class:`~rlhf_lightning.modules.sft.SFTModule`.
 
     Args:
-        train: one or more sources (paths, hub ids, or ``DataSource`` entries); rows of all
-            sources are concatenated, each source in its own (detected or declared) format.
+        train: one or more sources: a path or hub id, or a mapping with the keys of
+            :class:`~rlhf_lightning.data.spec.DataSource` (``path``, ``split``, ``format``,
+            ``columns``, ``subset``, ``revision``); rows of all sources are concatenated, each
+            source in its own (detected or declared) format.
         val: validation sources; or set ``val_fraction`` to hold out part of ``train``.
         val_fraction: fraction of ``train`` held out for validation when ``val`` is empty.
         predict: prompt rows (``prompt`` or ``messages``) for ``rlhf-lightning predict``.
@@ -59,9 +59,9 @@ class SFTDataModule(LightningDataModule):
         if max_length < 2:
             raise ConfigError(f"data.max_length must be at least 2, got {max_length}")
         self.save_hyperparameters()
-        self.train_sources = as_sources(train)
-        self.val_sources = as_sources(val)
-        self.predict_sources = as_sources(predict)
+        self.train_sources = as_sources(train, option="data.train")
+        self.val_sources = as_sources(val, option="data.val")
+        self.predict_sources = as_sources(predict, option="data.predict")
         self.tokenizer_path = tokenizer
         self.tokenizer = None
         self.train_data = self.val_data = self.predict_data = None
@@ -77,50 +77,53 @@ class SFTDataModule(LightningDataModule):
             self.tokenizer = load_tokenizer(self.tokenizer_path)
         return self.tokenizer
 
-    def _encode(self, sources: list[DataSource], role: str) -> list[dict]:
+    def _encode(self, sources: list[DataSource], role: str, *, holdout: float = 0.0):
+        """Load, validate and tokenise every source; with ``holdout`` also return a validation part
+        split from each source's rows before encoding (so no example straddles the split)."""
         from rlhf_lightning.data.encoding import encode_dataset
         from rlhf_lightning.data.formats import check_format, detect_format
-        from rlhf_lightning.data.sources import load_rows
+        from rlhf_lightning.data.sources import load_rows, split_validation
 
         hp = self.hparams
         tokenizer = self._load_tokenizer()
-        parts = []
+        parts: dict[str, list] = {role: [], "val": []}
         for src in sources:
             rows = load_rows(src.path, split=src.split, columns=src.columns, subset=src.subset, revision=src.revision)
             fmt = src.format or detect_format(rows.column_names, source=src.path)
             if src.format:
                 check_format(fmt, rows.column_names, source=src.path)
-            encoded, stats = encode_dataset(rows, fmt, tokenizer, max_length=hp.max_length, truncation=hp.truncation,
-                                            loss_on=hp.loss_on, source=src.path, num_proc=hp.num_proc)
-            self.stats[f"{role}:{src.path}"] = stats
-            if stats.truncated or stats.dropped_too_long or stats.dropped_no_target:
-                rank_zero_warn(f"{role} data {src.path} ({fmt}): {stats.summary()}")
-            else:
-                rank_zero_info(f"{role} data {src.path} ({fmt}): {stats.summary()}")
-            parts.append(encoded.select_columns(["input_ids", "labels"]))
-        merged = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
-        examples = merged.to_list()
-        if self.hparams.packing:
-            from rlhf_lightning.data.packing import pack
+            splits = dict(zip((role, "val"), split_validation(rows, holdout, hp.seed))) if holdout else {role: rows}
+            for part, table in splits.items():
+                encoded, stats = encode_dataset(table, fmt, tokenizer, max_length=hp.max_length,
+                                                truncation=hp.truncation, loss_on=hp.loss_on, source=src.path,
+                                                num_proc=hp.num_proc)
+                self.stats[f"{part}:{src.path}"] = stats
+                report = rank_zero_warn if (stats.truncated or stats.dropped_too_long or stats.dropped_no_target) \
+                    else rank_zero_info
+                report(f"{part} data {src.path} ({fmt}): {stats.summary()}")
+                parts[part].append(encoded.select_columns(["input_ids", "labels"]))
+        out = {k: self._finish(v) for k, v in parts.items() if v}
+        return (out[role], out.get("val")) if holdout else out[role]
 
-            examples = pack(examples, hp.max_length)
-        return examples
+    def _finish(self, parts: list[datasets.Dataset]):
+        merged = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+        if not self.hparams.packing:
+            return merged
+        from rlhf_lightning.data.packing import pack
+
+        return pack(merged, self.hparams.max_length)
 
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate", "test") and self.train_data is None and self.val_data is None:
             if stage == "fit" and not self.train_sources:
                 raise ConfigError("data.train is empty: give at least one training file or dataset id")
-            if self.train_sources:
-                train = self._encode(self.train_sources, "train")
-            else:
-                train = []
+            holdout = self.hparams.val_fraction if not self.val_sources else 0.0
+            if self.train_sources and holdout:
+                self.train_data, self.val_data = self._encode(self.train_sources, "train", holdout=holdout)
+            elif self.train_sources:
+                self.train_data = self._encode(self.train_sources, "train")
             if self.val_sources:
-                val = self._encode(self.val_sources, "val")
-            elif self.hparams.val_fraction > 0:
-                train, val = _split(train, self.hparams.val_fraction, self.hparams.seed)
-            else:
-                val = None
-            self.train_data, self.val_data = train, val
+                self.val_data = self._encode(self.val_sources, "val")
         if stage == "predict" and self.predict_data is None:
             self.predict_data = self._prompts()
 
@@ -166,17 +169,3 @@ class SFTDataModule(LightningDataModule):
         return DataLoader(self.predict_data, batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
                           shuffle=False, collate_fn=PromptCollator(self._load_tokenizer(), self.hparams.max_prompt_length))
 
-
-def _split(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """Deterministic hold-out of ``fraction`` of the rows (at least one on each side)."""
-    import random
-
-    if not 0.0 < fraction < 1.0:
-        raise ConfigError(f"data.val_fraction must be in (0, 1), got {fraction}")
-    if len(rows) < 2:
-        raise DataError(f"cannot hold out a validation fraction from {len(rows)} training example(s)")
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
-    n_val = min(len(rows) - 1, max(1, round(fraction * len(rows))))
-    val_idx = set(order[:n_val])
-    return [r for i, r in enumerate(rows) if i not in val_idx], [rows[i] for i in sorted(val_idx)]
