@@ -22,12 +22,13 @@ class ClassifierConstraint(ConstraintChecker):
     def __init__(self, model: str, threshold: float = 0.5, label_index: int = 0, activation: Activation = "sigmoid",
                  tokenizer: str | None = None, batch_size: int = 16, max_length: int = 512,
                  chat_template: bool | None = None, truncation_side: Literal["left", "right"] = "left",
-                 dtype: str | None = None, device: str | None = None, trust_remote_code: bool = False) -> None:
+                 dtype: str | None = None, device: str | None = None, num_labels: int | None = None,
+                 trust_remote_code: bool = False) -> None:
         super().__init__(threshold=threshold)
         self.scorer = SequenceClassifierScorer(
             model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, label_index=label_index,
             activation=activation, chat_template=chat_template, truncation_side=truncation_side, dtype=dtype,
-            device=device, trust_remote_code=trust_remote_code)
+            device=device, num_labels=num_labels, trust_remote_code=trust_remote_code)
 
     def setup(self, device: Any = None) -> None:
         self.scorer.setup(device)

@@ -25,6 +25,9 @@ class SequenceClassifierScorer:
     Inputs longer than ``max_length`` tokens are truncated from the left by default, so the end of
     the completion — where a reward model reads its score — is kept. Eval mode, no gradients.
 
+    ``num_labels`` overrides the checkpoint's head size (a bare encoder gets a fresh, randomly
+    initialised head — only useful before fine-tuning or in tests).
+
     The model is loaded by :meth:`setup` (a stage calls it with its device) or on the first call;
     it is a plain attribute, not a submodule of any LightningModule, so it is never written into a
     training checkpoint.
@@ -33,7 +36,7 @@ class SequenceClassifierScorer:
     def __init__(self, model: str, tokenizer: str | None = None, batch_size: int = 16, max_length: int = 512,
                  label_index: int = 0, activation: Activation = "none", chat_template: bool | None = None,
                  truncation_side: Literal["left", "right"] = "left", dtype: str | None = None,
-                 device: str | None = None, trust_remote_code: bool = False) -> None:
+                 device: str | None = None, num_labels: int | None = None, trust_remote_code: bool = False) -> None:
         if batch_size < 1 or max_length < 2:
             raise ConfigError(f"batch_size must be >= 1 and max_length >= 2 (got {batch_size}, {max_length})")
         self.model_name = str(model)
@@ -46,6 +49,7 @@ class SequenceClassifierScorer:
         self.truncation_side = truncation_side
         self.dtype = dtype
         self.device = device
+        self.num_labels = num_labels
         self.trust_remote_code = trust_remote_code
         self.model: Any = None
         self.tokenizer: Any = None
@@ -65,6 +69,8 @@ class SequenceClassifierScorer:
         except ImportError as exc:  # pragma: no cover - transformers is a dependency
             raise ModelError(f"the model-based reward needs transformers: pip install transformers ({exc})") from exc
         kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
+        if self.num_labels is not None:  # e.g. a bare encoder that gets a fresh scalar head
+            kwargs["num_labels"] = self.num_labels
         if self.dtype is not None:
             kwargs["dtype"] = self.dtype if self.dtype == "auto" else getattr(torch, self.dtype)
         try:
@@ -175,12 +181,13 @@ class ClassifierReward(RewardFunction):
     def __init__(self, model: str, tokenizer: str | None = None, batch_size: int = 16, max_length: int = 512,
                  label_index: int = 0, activation: Activation = "none", chat_template: bool | None = None,
                  truncation_side: Literal["left", "right"] = "left", normalize: bool = False,
-                 dtype: str | None = None, device: str | None = None, trust_remote_code: bool = False) -> None:
+                 dtype: str | None = None, device: str | None = None, num_labels: int | None = None,
+                 trust_remote_code: bool = False) -> None:
         super().__init__()
         self.scorer = SequenceClassifierScorer(
             model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, label_index=label_index,
             activation=activation, chat_template=chat_template, truncation_side=truncation_side, dtype=dtype,
-            device=device, trust_remote_code=trust_remote_code)
+            device=device, num_labels=num_labels, trust_remote_code=trust_remote_code)
         self.normalize = normalize
         self.norm = RunningNorm()
         self._last_raw_mean: float | None = None
