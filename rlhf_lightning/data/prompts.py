@@ -54,8 +54,11 @@ class PromptCollator:
         self.max_prompt_length = max_prompt_length
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        has_bos_in_text = bool(getattr(self.tokenizer, "chat_template", None))
-        encoded = [self.tokenizer(r["text"], add_special_tokens=not has_bos_in_text)["input_ids"] for r in rows]
+        # The same convention as training (data.encoding.encode): a chat template writes its own BOS;
+        # a plain prompt gets the tokenizer's BOS in front.
+        bos = [] if getattr(self.tokenizer, "chat_template", None) or self.tokenizer.bos_token_id is None \
+            else [self.tokenizer.bos_token_id]
+        encoded = [bos + self.tokenizer(r["text"], add_special_tokens=False)["input_ids"] for r in rows]
         if self.max_prompt_length:
             encoded = [ids[-self.max_prompt_length:] for ids in encoded]
         width = max(len(ids) for ids in encoded)
