@@ -65,7 +65,8 @@ def test_dpop_loss_hand_values():
 
 
 def test_listed_by_plugins_command_in_fresh_process():
-    out = run("-m", "rlhf_lightning.commands.plugins", "--json")
+    """``rlhf-lightning plugins --json`` in a new process (the CLI imports nothing of this package)."""
+    out = run("-m", "rlhf_lightning.cli", "plugins", "--json")
     assert out.returncode == 0, out.stderr
     rows = {(r["group"], r["name"]): r for r in json.loads(out.stdout)}
     for key in [("rewards", "distinct_ngrams"), ("constraints", "repeated_ngrams"), ("preference_losses", "dpop")]:
@@ -73,6 +74,7 @@ def test_listed_by_plugins_command_in_fresh_process():
 
 
 def test_score_command_uses_plugin_by_name(tmp_path):
+    """``rlhf-lightning score`` with entry-point and class names of this package in the YAML."""
     config = tmp_path / "scoring.yaml"
     config.write_text(
         "rewards:\n"
@@ -85,7 +87,7 @@ def test_score_command_uses_plugin_by_name(tmp_path):
     data.write_text(json.dumps({"prompt": "Say hi", "completion": "hi hi hi hi"}) + "\n"
                     + json.dumps({"prompt": "Count", "completion": "one two three four"}) + "\n")
     out_path = tmp_path / "out.jsonl"
-    out = run("-m", "rlhf_lightning.commands.score", "--config", str(config), "--input", str(data),
+    out = run("-m", "rlhf_lightning.cli", "score", "--config", str(config), "--input", str(data),
               "--output", str(out_path))
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out_path.read_text().splitlines()]
@@ -98,7 +100,7 @@ def test_score_command_uses_plugin_by_name(tmp_path):
 
 
 def test_kill_switch_hides_plugin_in_fresh_process():
-    out = run("-m", "rlhf_lightning.commands.plugins", "--json", env={"RLHF_LIGHTNING_DISABLE_PLUGINS": "1"})
+    out = run("-m", "rlhf_lightning.cli", "plugins", "--json", env={"RLHF_LIGHTNING_DISABLE_PLUGINS": "1"})
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert rows and all(r["distribution"] == "rlhf-lightning" for r in rows)
