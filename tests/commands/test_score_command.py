@@ -82,7 +82,7 @@ def test_third_party_plugin_and_weighted_sum_by_name(files):
     assert rows[0]["rewards"] == {"combo": pytest.approx(2.0)} and rows[0]["costs"] == {}
 
 
-def test_bad_plugin_output_names_plugin_and_global_sample(files, monkeypatch):
+def test_bad_plugin_output_names_plugin_and_global_sample(files):
     tmp_path, data, out = files
     config = write(tmp_path, """
         rewards:
