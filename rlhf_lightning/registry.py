@@ -224,16 +224,27 @@ def describe(obj: Any) -> str:
 # YAML: class_path may be an entry-point name, a class name, or an import path.
 # --------------------------------------------------------------------------------------------- #
 
+def _plugin_types(declared: Any) -> list[type]:
+    """The plain classes in ``declared`` (a type or tuple of types) that subclass some group's base."""
+    candidates = declared if isinstance(declared, tuple) else (declared,)
+    bases = tuple(base_class(g) for g in GROUPS)
+    out = []
+    for typ in candidates:
+        try:
+            if inspect.isclass(typ) and issubclass(typ, bases):
+                out.append(typ)
+        except TypeError:  # generic aliases and other non-class type hints
+            continue
+    return out
+
+
 def resolve_class_path(declared: type | tuple[type, ...], name: str) -> str | None:
     """Import path of the plugin registered as ``name`` whose class fits the declared type.
 
     ``declared`` is the type the config option is annotated with (a group base class, a subclass of
     one, or a tuple of those); returns ``None`` when ``name`` is no entry-point name for it.
     """
-    candidates = declared if isinstance(declared, tuple) else (declared,)
-    for typ in candidates:
-        if not inspect.isclass(typ):
-            continue
+    for typ in _plugin_types(declared):
         for group in GROUPS:
             if not issubclass(typ, base_class(group)):
                 continue
@@ -247,11 +258,10 @@ def resolve_class_path(declared: type | tuple[type, ...], name: str) -> str | No
 
 def available_for(declared: type | tuple[type, ...]) -> str:
     """Human-readable list of the entry-point names usable for a declared plugin type ('' if none)."""
-    candidates = declared if isinstance(declared, tuple) else (declared,)
     parts = []
-    for typ in candidates:
+    for typ in _plugin_types(declared):
         for group in GROUPS:
-            if inspect.isclass(typ) and issubclass(typ, base_class(group)):
+            if issubclass(typ, base_class(group)):
                 usable = [n for n in names(group) if issubclass(get(group, n), typ)]
                 parts.append(f"Available {group}: {', '.join(usable) or '(none)'}")
     return "; ".join(parts) + ("; or give a class name or full import path" if parts else "")

@@ -240,3 +240,26 @@ def test_yaml_duplicate_name_is_refused(tmp_path, monkeypatch):
     install_fake_entry_points(monkeypatch, [ep("dup", "GoodReward", dist="a"), ep("dup", "GoodReward", dist="b")])
     with pytest.raises(Exception, match=r"Duplicate rewards plugin name 'dup'"):
         parse_yaml(tmp_path, "holder:\n  rewards: [{class_path: dup}]\n")
+
+
+class Shape:
+    """Not a plugin base: the YAML hook must leave its resolution to jsonargparse."""
+
+
+class Circle(Shape):
+    def __init__(self, radius: float = 1.0) -> None:
+        self.radius = radius
+
+
+def test_hook_leaves_other_types_alone():
+    registry.prepare_for_parsing()
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--shape", type=Shape)
+    parser.add_argument("--maybe", type=list[RewardFunction] | None, default=None)
+    cfg = parser.parse_args(["--shape", '{"class_path": "Circle", "init_args": {"radius": 2}}',
+                             "--maybe", '[{"class_path": "length"}]'])
+    assert cfg.shape.class_path == "tests.test_registry.Circle"
+    assert cfg.maybe[0].class_path == "rlhf_lightning.rewards.rules.LengthReward"
+    with pytest.raises(Exception) as info:
+        parser.parse_args(["--shape", '{"class_path": "Square"}'])
+    assert "Unknown plugin" not in str(info.value)
