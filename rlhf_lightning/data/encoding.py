@@ -97,7 +97,8 @@ def render(
     return text, [(0 if loss_on == "all" else len(prompt), len(text))]
 
 
-def _token_mask(offsets: list[Span], spans: list[Span]) -> list[bool]:
+def trained_token_mask(offsets: list[Span], spans: list[Span]) -> list[bool]:
+    """Per token: does its first character lie in one of the (sorted) trained character ``spans``?"""
     mask, s = [], 0
     for start, _ in offsets:  # offsets are non-decreasing in start, spans sorted: one pass
         while s < len(spans) and spans[s][1] <= start:
@@ -118,13 +119,24 @@ def encode(
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError("encoding needs a fast tokenizer (offset mappings); load it with use_fast=True")
     text, spans = render(row, fmt, tokenizer, loss_on=loss_on, use_chat_template=use_chat_template)
+    plain = not uses_chat_template(fmt, tokenizer, use_chat_template=use_chat_template)
+    return tokenize_spans(tokenizer, text, spans, add_bos_eos=plain, train_bos=loss_on == "all")
+
+
+def tokenize_spans(tokenizer: Any, text: str, spans: list[Span], *, add_bos_eos: bool,
+                   train_bos: bool = False) -> dict[str, list[int]]:
+    """Tokenise ``text`` once and label the tokens that start inside ``spans`` (others ``-100``).
+
+    ``add_bos_eos`` (text not rendered by a chat template): BOS in front (trained iff ``train_bos``)
+    and EOS at the end, trained when the last span reaches the end of the text.
+    """
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(enc["input_ids"])
-    trained = _token_mask(enc["offset_mapping"], spans)
-    if not uses_chat_template(fmt, tokenizer, use_chat_template=use_chat_template):
+    trained = trained_token_mask(enc["offset_mapping"], spans)
+    if add_bos_eos:
         if tokenizer.bos_token_id is not None:
             ids.insert(0, tokenizer.bos_token_id)
-            trained.insert(0, loss_on == "all")
+            trained.insert(0, train_bos)
         if tokenizer.eos_token_id is not None:
             ids.append(tokenizer.eos_token_id)
             trained.append(bool(spans) and spans[-1][1] == len(text))

@@ -1,0 +1,125 @@
+"""Comparison data (pairs, K-wise rankings, scored or good/bad responses) for reward models and DPO."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch.utils.data import DataLoader
+
+from rlhf_lightning.data.spec import DataSource, SourcesArg, as_sources
+from rlhf_lightning.errors import ConfigError, DataError
+
+
+class ComparisonDataModule(LightningDataModule):
+    """Comparisons for :class:`RewardModelModule` and :class:`DPOModule`.
+
+    Args:
+        train, val: sources (a path or hub id, or a mapping with ``path``, ``split``, ``format``,
+            ``columns``, ``subset``, ``revision``). Formats (detected from the columns or declared):
+            ``pairwise``, ``implicit_pairwise``, ``ranking``, ``scored``, ``binary`` — see
+            :mod:`rlhf_lightning.data.comparisons`.
+        val_fraction: hold out part of ``train`` when ``val`` is empty.
+        tokenizer: linked from the model by the CLI.
+        max_length: token budget of prompt + response.
+        truncation: ``truncate`` / ``drop`` / ``error`` (a prompt that leaves no response token is
+            always dropped and counted under ``truncate``).
+        batch_size: comparisons per batch (each brings its K responses).
+        pairwise_only: refuse formats with K != 2 (DPO).
+    """
+
+    def __init__(
+        self,
+        train: Optional[SourcesArg] = None,
+        val: Optional[SourcesArg] = None,
+        val_fraction: float = 0.0,
+        tokenizer: Optional[str] = None,
+        max_length: int = 1024,
+        truncation: Literal["truncate", "drop", "error"] = "truncate",
+        batch_size: int = 8,
+        eval_batch_size: Optional[int] = None,
+        num_workers: int = 0,
+        seed: int = 42,
+        pairwise_only: bool = False,
+    ) -> None:
+        super().__init__()
+        if max_length < 2:
+            raise ConfigError(f"data.max_length must be at least 2, got {max_length}")
+        self.save_hyperparameters()
+        self.train_sources = as_sources(train, option="data.train")
+        self.val_sources = as_sources(val, option="data.val")
+        self.tokenizer_path = tokenizer
+        self.tokenizer = None
+        self.train_data = self.val_data = None
+        self.stats: dict = {}
+
+    def _load_tokenizer(self):
+        if self.tokenizer is None:
+            if not self.tokenizer_path:
+                raise ConfigError("no tokenizer: set the model's name_or_path or tokenizer")
+            from rlhf_lightning.models.loading import load_tokenizer
+
+            self.tokenizer = load_tokenizer(self.tokenizer_path)
+        return self.tokenizer
+
+    def _encode(self, sources: list[DataSource], role: str, *, holdout: float = 0.0):
+        from rlhf_lightning.data.comparison_batches import encode_comparisons
+        from rlhf_lightning.data.comparisons import (
+            check_comparison_format,
+            detect_comparison_format,
+            to_comparison,
+        )
+        from rlhf_lightning.data.sources import load_rows, split_validation
+
+        hp = self.hparams
+        parts: dict[str, list] = {role: [], "val": []}
+        for src in sources:
+            table = load_rows(src.path, split=src.split, columns=src.columns, subset=src.subset, revision=src.revision)
+            fmt = src.format or detect_comparison_format(table.column_names, source=src.path)
+            check_comparison_format(fmt, table.column_names, source=src.path)
+            if hp.pairwise_only and fmt not in ("pairwise", "implicit_pairwise"):
+                raise ConfigError(f"{src.path}: format {fmt!r} is not pairwise; this stage trains on "
+                                  f"prompt/chosen/rejected pairs")
+            splits = dict(zip((role, "val"), split_validation(table, holdout, hp.seed))) if holdout else {role: table}
+            for part, rows in splits.items():
+                comps = [to_comparison(r, fmt, source=src.path, index=i) for i, r in enumerate(rows)]
+                encoded, stats = encode_comparisons(comps, self._load_tokenizer(), max_length=hp.max_length,
+                                                    truncation=hp.truncation, source=src.path)
+                self.stats[f"{part}:{src.path}"] = stats
+                report = rank_zero_warn if stats.kept < stats.total or stats.truncated else rank_zero_info
+                report(f"{part} data {src.path} ({fmt}): {stats.summary()}")
+                parts[part].extend(encoded)
+        return (parts[role], parts["val"]) if holdout else parts[role]
+
+    def setup(self, stage: str) -> None:
+        if self.train_data is not None or self.val_data is not None:
+            return
+        if stage == "fit" and not self.train_sources:
+            raise ConfigError("data.train is empty: give at least one comparison file or dataset id")
+        holdout = self.hparams.val_fraction if not self.val_sources else 0.0
+        if self.train_sources and holdout:
+            self.train_data, self.val_data = self._encode(self.train_sources, "train", holdout=holdout)
+        elif self.train_sources:
+            self.train_data = self._encode(self.train_sources, "train")
+        if self.val_sources:
+            self.val_data = self._encode(self.val_sources, "val")
+        if stage in ("validate", "test") and not self.val_data:
+            raise DataError("no validation comparisons: set data.val or data.val_fraction")
+
+    def _loader(self, rows, shuffle: bool, batch_size: int) -> DataLoader:
+        from rlhf_lightning.data.comparison_batches import ComparisonCollator
+
+        return DataLoader(rows, batch_size=batch_size, shuffle=shuffle, num_workers=self.hparams.num_workers,
+                          collate_fn=ComparisonCollator(self._load_tokenizer().pad_token_id))
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_data, True, self.hparams.batch_size)
+
+    def val_dataloader(self):
+        if not self.val_data:
+            return []
+        return self._loader(self.val_data, False, self.hparams.eval_batch_size or self.hparams.batch_size)
+
+    def test_dataloader(self):
+        return self.val_dataloader()
