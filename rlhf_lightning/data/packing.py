@@ -13,6 +13,11 @@ position ids). Therefore:
 - padding added by :class:`~rlhf_lightning.data.collators.PackedCollator` is its own segment, starting at
   position 0, so no real token attends to it.
 
+Speed: transformers builds that mask through its generic mask functions, which made a packed training
+step ~1.5-3x slower than an unpacked one on CPU (sdpa). :func:`block_causal_mask` builds the same mask
+directly as a ``(B, 1, T, T)`` bool tensor, which transformers passes to sdpa/eager unchanged, at the cost
+of an unpacked step. Flash-attention takes no 4-D mask: there, pass ``position_ids`` alone.
+
 ``tests/data/test_packing.py`` checks this: the logits of a packed row equal those of each example run
 alone. The loss side: the first label of each example is ``-100``, otherwise the logit at the last token
 of the previous example would be trained to predict the first token of the next one.
@@ -21,6 +26,8 @@ of the previous example would be trained to predict the first token of the next 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+
+import torch
 
 IGNORE_INDEX = -100
 
@@ -59,3 +66,21 @@ def pack(examples: Iterable[Mapping[str, list[int]]], max_length: int) -> list[d
         row["position_ids"].extend(range(n))
         row["seq_lengths"].append(n)
     return rows
+
+
+def block_causal_mask(position_ids: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Causal attention within each packed example, none across: ``(B, T)`` -> ``(B, 1, T, T)``.
+
+    Examples are the runs of ``position_ids`` that start at 0 (padding is its own run). Token ``q``
+    may attend to ``k`` iff ``k <= q`` and both lie in the same run. Returns a bool mask (``True`` =
+    attend; what sdpa takes), or with ``dtype`` an additive mask (0 / dtype's minimum; what eager
+    attention adds to its scores).
+    """
+    segment = (position_ids == 0).cumsum(-1)
+    same = segment[:, :, None] == segment[:, None, :]
+    t = position_ids.shape[-1]
+    causal = torch.ones(t, t, dtype=torch.bool, device=position_ids.device).tril()
+    allowed = (same & causal)[:, None]
+    if dtype is None:
+        return allowed
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rlhf_lightning.data.collators import PackedCollator
-from rlhf_lightning.data.packing import pack
+from rlhf_lightning.data.packing import pack, block_causal_mask
 
 
 def ex(ids, n_prompt=0):
@@ -51,8 +51,9 @@ def test_pack_rejects_too_long_and_mismatched():
         pack([{"input_ids": [1, 2], "labels": [1]}], max_length=3)
 
 
+@pytest.mark.parametrize("explicit_mask", [False, True], ids=["detected-mask", "block_causal_mask"])
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_packed_logits_equal_separate_logits(tiny_llama_dir, attn):
+def test_packed_logits_equal_separate_logits(tiny_llama_dir, attn, explicit_mask):
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, attn_implementation=attn).eval()
@@ -66,7 +67,11 @@ def test_packed_logits_equal_separate_logits(tiny_llama_dir, attn):
     batch = PackedCollator(pad_token_id=0)(rows)
     assert "attention_mask" not in batch
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+        mask = None
+        if explicit_mask:  # sdpa takes the bool mask, eager an additive one
+            mask = block_causal_mask(batch["position_ids"], dtype=None if attn == "sdpa" else torch.float32)
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], attention_mask=mask,
+                       use_cache=False).logits
         alone = [model(input_ids=torch.tensor([e["input_ids"]]), use_cache=False).logits[0] for e in examples]
     k = 0
     for b, row in enumerate(rows):
@@ -89,3 +94,12 @@ def test_a_two_d_mask_would_leak(tiny_llama_dir):
         leaky = model(input_ids=ids, position_ids=pos, attention_mask=torch.ones_like(ids), use_cache=False).logits
         alone = model(input_ids=torch.tensor([[9, 10, 11]]), use_cache=False).logits
     assert not torch.allclose(leaky[0, 4:], alone[0], atol=1e-5)
+
+
+def test_block_causal_mask_by_hand():
+    # two examples (lengths 2 and 1) then one padding token: segments [1, 1, 2, 3]
+    mask = block_causal_mask(torch.tensor([[0, 1, 0, 0]]))
+    assert mask.shape == (1, 1, 4, 4)
+    assert mask[0, 0].int().tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+    additive = block_causal_mask(torch.tensor([[0, 1, 0, 0]]), dtype=torch.float32)
+    assert torch.equal(additive == 0, mask) and additive.min() == torch.finfo(torch.float32).min
