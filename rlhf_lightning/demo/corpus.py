@@ -40,6 +40,7 @@ _PREF_VAL_EVERY = 7  # every 7th topic (offset 3) is a preference-validation top
 
 # Sizes of the generated files.
 PRETRAIN_DOCS_PER_TOPIC_LANG = 28
+GLOSSARY_DOCS_PER_TOPIC_LANG = 4  # of which bilingual word lists
 SFT_SAMPLES_PER_COMBO = 5
 SFT_VAL_SAMPLES_PER_COMBO = 2
 N_PREFERENCE_TRAIN, N_PREFERENCE_VAL = 1500, 200
@@ -204,6 +205,25 @@ def rejected(rng: random.Random, ex: Example, kind: str) -> str:
 # ---------------------------------------------------------------------------------------------------
 # the files
 
+def _glossary(rng: random.Random, topic: Topic, lang: str, k: int) -> str:
+    """A bilingual word list of ``topic`` (pairs in random order), for the translation tasks.
+
+    Pre-training is where the model learns which Chinese word goes with which English one: the
+    translation of a held-out topic's words is never shown in the SFT data.
+    """
+    pairs = list(zip(topic.en_words, topic.zh_words))
+    rng.shuffle(pairs)
+    if lang == "en":
+        if k % 2 == 0:
+            body = "; ".join(f"{e} = {z}" for e, z in pairs)
+            return f"{_cap(topic.en)} in Chinese is {topic.zh}. {body}."
+        body = ", ".join(f"{z} means {e}" for e, z in pairs)
+        return f"Chinese words about {topic.en}: {topic.zh} means {topic.en}, {body}."
+    if k % 2 == 0:
+        return f"{topic.zh}的英文是{topic.en}。" + "；".join(f"{z} = {e}" for e, z in pairs) + "。"
+    return f"和{topic.zh}有关的英文单词：" + "，".join(f"{e}是{z}" for e, z in pairs) + "。"
+
+
 def pretrain_docs(seed: int = DEFAULT_SEED) -> list[str]:
     """Short paragraphs about every topic, half English and half Chinese, shuffled."""
     rng = random.Random(f"{seed}-pretrain")
@@ -213,10 +233,8 @@ def pretrain_docs(seed: int = DEFAULT_SEED) -> list[str]:
             fact = topic.en_fact if lang == "en" else topic.zh_fact
             sep = " " if lang == "en" else ""
             for k in range(PRETRAIN_DOCS_PER_TOPIC_LANG):
-                if k < 2:  # a bilingual glossary of the topic, for the translation tasks
-                    pairs = [f"{e} = {z}" for e, z in zip(topic.en_words, topic.zh_words)]
-                    head = f"{_cap(topic.en)} in Chinese is {topic.zh}." if lang == "en" else f"{topic.zh}的英文是{topic.en}。"
-                    docs.append(head + sep + ("; " if lang == "en" else "；").join(pairs) + ("." if lang == "en" else "。"))
+                if k < GLOSSARY_DOCS_PER_TOPIC_LANG:
+                    docs.append(_glossary(rng, topic, lang, k))
                     continue
                 sents = [tpl.format_map(_slots(rng, topic)) for tpl in rng.sample(PRETRAIN[lang], rng.randint(2, 3))]
                 if rng.random() < 0.6:
