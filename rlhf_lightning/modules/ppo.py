@@ -1,0 +1,444 @@
+"""Online RL stage: PPO with a critic (GAE) and its critic-free relatives (GRPO, RLOO, REINFORCE++).
+
+One training step (``automatic_optimization = False``)::
+
+    prompts → generate (n per prompt) → score (reward plugins, weighted; constraint plugins)
+            → constraints (skip / penalize / lagrangian) → shape (clip, missing-EOS penalty,
+              whitening, score on the last token, per-token KL penalty) → advantages (plugin)
+            → ppo.epochs × ppo.num_minibatches optimizer steps (manual_backward)
+
+The reference policy is the policy with its LoRA adapter switched off (no second copy) or a frozen
+copy; reward models and the reference run without gradients. The KL controller, Lagrange
+multipliers, plugin state, the rollout random state and (through the data module) the position in
+the prompt data are checkpointed, so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import replace
+from typing import Any, Optional
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
+
+from rlhf_lightning.algorithms.base import AdvantageEstimator
+from rlhf_lightning.algorithms.kl import AdaptiveKLController, FixedKLController, kl_estimate
+from rlhf_lightning.algorithms.lagrangian import LagrangeMultiplier, lagrangian_scores
+from rlhf_lightning.algorithms.masked import masked_mean, masked_sum, masked_var, whiten
+from rlhf_lightning.algorithms.shaping import clip_scores, missing_eos_penalty, shape_rewards
+from rlhf_lightning.errors import ConfigError
+from rlhf_lightning.losses.ppo import entropy_from_logits, policy_loss, value_loss
+from rlhf_lightning.models.spec import ModelSpec
+from rlhf_lightning.modules import ppo_rollout as ro
+from rlhf_lightning.modules.ppo_config import (ConstraintRule, CriticSpec, KLSpec, PPOLoopSpec,
+                                               RewardShapingSpec)
+from rlhf_lightning.modules.stage import export_stage_model
+from rlhf_lightning.modules.value_head import (ValueHead, disable_dropout_, freeze_, hidden_size_of,
+                                               separate_critic_values)
+from rlhf_lightning.optim.schedules import WarmupCosineLR, default_optimizer
+from rlhf_lightning.rewards.base import RewardFunction
+from rlhf_lightning.rollout.generation import GenerationSpec
+
+REF_PREFIX = "ref_model."
+
+
+class PPOModule(LightningModule):
+    """Online RL from reward and constraint plugins.
+
+    Args:
+        policy: the model to train (usually an SFT export; LoRA/QLoRA as in every stage).
+        rewards: reward plugins (``class_path`` = entry-point name, e.g. ``classifier``, ``length``).
+        reward_weights: one weight per reward (default 1 each); the score is the weighted sum.
+        reward_names: labels in logs (default: entry-point names).
+        constraints: constraint plugins, each with a mode (see :class:`ConstraintRule`).
+        advantage: an ``advantage_estimators`` plugin (``gae`` — the default, with a critic —,
+            ``grpo``, ``rloo``, ``reinforce_pp``). A critic is built only when it says
+            ``needs_critic``; ``needs_groups`` estimators need ``generation.num_return_sequences > 1``.
+        critic: value head on the policy (default) or a separate value model (see :class:`CriticSpec`).
+        reference: a separate reference model; default: the policy with its adapter disabled
+            (LoRA), else a frozen copy of the policy's initial weights.
+        kl, ppo, shaping: see :class:`KLSpec`, :class:`PPOLoopSpec`, :class:`RewardShapingSpec`.
+        generation: rollout sampling (``num_return_sequences`` = samples per prompt).
+        optimizer, scheduler: injected by LightningCLI; the scheduler steps every optimizer step.
+        log_samples_every_n_steps: write a table of sample generations to loggers that take text
+            (TensorBoard) every N training steps (0: never); ``num_logged_samples`` rows.
+    """
+
+    def __init__(
+        self,
+        policy: ModelSpec,
+        rewards: list[RewardFunction],
+        reward_weights: Optional[list[float]] = None,
+        reward_names: Optional[list[str]] = None,
+        constraints: Optional[list[ConstraintRule]] = None,
+        advantage: Optional[AdvantageEstimator] = None,
+        critic: CriticSpec = CriticSpec(),
+        reference: Optional[ModelSpec] = None,
+        kl: KLSpec = KLSpec(),
+        ppo: PPOLoopSpec = PPOLoopSpec(),
+        shaping: RewardShapingSpec = RewardShapingSpec(),
+        generation: GenerationSpec = GenerationSpec(max_new_tokens=64, do_sample=True),
+        optimizer: OptimizerCallable = default_optimizer,
+        scheduler: Optional[LRSchedulerCallable] = None,
+        log_samples_every_n_steps: int = 50,
+        num_logged_samples: int = 8,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.save_hyperparameters(ignore=["optimizer", "scheduler", "rewards", "constraints", "advantage"])
+        if not rewards:
+            raise ConfigError("model.rewards is empty: give at least one reward plugin")
+        weights = list(reward_weights) if reward_weights is not None else [1.0] * len(rewards)
+        if len(weights) != len(rewards):
+            raise ConfigError(f"{len(rewards)} rewards but {len(weights)} reward_weights")
+        self.reward_plugins = list(zip(ro.plugin_names(rewards, reward_names), rewards, weights))
+        self.constraint_rules = list(constraints or [])
+        self.constraint_names = ro.plugin_names([c.checker for c in self.constraint_rules],
+                                                [c.name for c in self.constraint_rules])
+        self.lambdas = {name: LagrangeMultiplier(rule.lambda_init, rule.lambda_lr, rule.lambda_max)
+                        for name, rule in zip(self.constraint_names, self.constraint_rules) if rule.mode == "lagrangian"}
+        if advantage is None:
+            from rlhf_lightning.algorithms.advantages import GAE
+
+            advantage = GAE()
+        self.estimator = advantage
+        if advantage.needs_groups and generation.num_return_sequences < 2:
+            raise ConfigError(f"{type(advantage).__name__} compares samples of one prompt: set "
+                              "model.generation.num_return_sequences >= 2")
+        ppo.check()
+        self.policy_spec, self.reference_spec, self.critic_spec = policy, reference, critic
+        self.kl, self.ppo, self.shaping, self.generation = kl, ppo, shaping, generation
+        self.kl_ctl = (AdaptiveKLController(kl.coef, kl.target, kl.horizon) if kl.target is not None
+                       else FixedKLController(kl.coef))
+        self.optimizer_fn, self.scheduler_fn = optimizer, scheduler
+        self.model = self.tokenizer = self.ref_model = self.value_head = self.critic_model = None
+        self.rollouts_done = 0
+        self.optimizer_steps = 0
+        self._pending_rng: Optional[dict] = None
+
+    # -- models ----------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        if self.model is not None:
+            return
+        from rlhf_lightning.models.loading import load_causal_lm, load_sequence_classifier, load_tokenizer
+        from rlhf_lightning.models.lora import has_adapter
+
+        self.tokenizer = load_tokenizer(self.policy_spec)
+        self.model = load_causal_lm(self.policy_spec, tokenizer=self.tokenizer)
+        disable_dropout_(self.model)  # old, new and reference log-probs must be one distribution
+        if self.reference_spec is not None:
+            self.ref_model = freeze_(load_causal_lm(self.reference_spec, tokenizer=self.tokenizer))
+        elif not has_adapter(self.model):
+            base = replace(self.policy_spec, lora=None, gradient_checkpointing=False)
+            self.ref_model = freeze_(load_causal_lm(base, tokenizer=self.tokenizer))
+        if self.estimator.needs_critic:
+            if self.critic_spec.model is None:
+                self.value_head = ValueHead(hidden_size_of(self.model))
+            else:
+                self.critic_model = load_sequence_classifier(self.critic_spec.model, num_labels=1,
+                                                             tokenizer=self.tokenizer)
+                disable_dropout_(self.critic_model)
+
+    @property
+    def temperature(self) -> float:
+        return self.generation.temperature if self.generation.do_sample else 1.0
+
+    @contextlib.contextmanager
+    def _reference(self):
+        if self.ref_model is not None:
+            yield self.ref_model
+        else:
+            from rlhf_lightning.models.lora import disable_adapter
+
+            with disable_adapter(self.model) as ref:
+                yield ref
+
+    def _values(self, rollout: ro.Rollout, rows=None, hidden=None) -> Optional[torch.Tensor]:
+        if self.value_head is not None:
+            return self.value_head(hidden).float()
+        if self.critic_model is not None:
+            idx = slice(None) if rows is None else rows
+            return separate_critic_values(self.critic_model, rollout.input_ids[idx], rollout.attention_mask[idx],
+                                          rollout.position_ids[idx], rollout.prompt_width)
+        return None
+
+    def on_fit_start(self) -> None:
+        ro.check_plugin_setup([p for _, p, _ in self.reward_plugins] + [r.checker for r in self.constraint_rules],
+                              self.device)
+
+    def on_validation_start(self) -> None:
+        if not self.trainer.training:
+            self.on_fit_start()
+
+    # -- experience ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def make_experience(self, batch: dict[str, Any]) -> tuple[ro.Rollout, dict[str, float]]:
+        """Generate, score and shape one prompt batch; returns the rollout and its metrics."""
+        r = ro.sample(self.model, self.tokenizer, batch, self.generation)
+        n, dev = len(r), r.input_ids.device
+        logs: dict[str, float] = {}
+        want_hidden = self.value_head is not None
+        r.old_logps, _, hidden = ro.forward_completion(self.model, r, temperature=self.temperature, hidden=want_hidden)
+        r.values = self._values(r, hidden=hidden)
+        with self._reference() as ref:
+            r.ref_logps, _, _ = ro.forward_completion(ref, r, temperature=self.temperature)
+
+        components, invalid = ro.score(self.reward_plugins, r, skip_invalid=self.shaping.on_invalid == "skip")
+        total = ro.weighted_total(components, self.reward_plugins, n, dev)
+        if invalid.any():  # scored 0 by the tolerant wrapper; use the batch mean so baselines stay sane
+            total = torch.where(invalid, total[~invalid].mean() if (~invalid).any() else 0.0, total)
+        logs["reward"] = float(total[~invalid].mean()) if (~invalid).any() else float("nan")
+        for name, values in components.items():
+            logs[f"reward/{name}"] = float(values[~invalid].mean()) if (~invalid).any() else float("nan")
+        logs["reward/invalid"] = float(invalid.sum())
+        valid = ~invalid
+        total, valid = self._apply_constraints(r, total, valid, logs)
+        r.valid = valid
+
+        scores = missing_eos_penalty(clip_scores(total, self.shaping.clip), r.finished, self.shaping.missing_eos_penalty)
+        if self.shaping.whiten:
+            scores = whiten(scores, valid)
+        kl_tok = kl_estimate(r.old_logps, r.ref_logps, self.kl.estimator)
+        seq_kl = masked_sum(kl_estimate(r.old_logps, r.ref_logps, "k1"), r.mask, dim=-1)
+        in_reward = kl_tok if self.kl.apply_to == "reward" else None
+        token_rewards = shape_rewards(scores, r.mask, in_reward, self.kl_ctl.value)
+        r.advantages, r.returns = self.estimator(token_rewards, r.mask, values=r.values, group_ids=r.group_ids)
+        r.advantages = r.advantages.detach()
+        lengths = r.mask.sum(-1).float()
+        logs.update({"score": float(scores.mean()), "kl": float(seq_kl.mean()), "kl_coef": self.kl_ctl.value,
+                     "response_length": float(lengths.mean()), "finished_rate": float(r.finished.float().mean()),
+                     "empty_rate": float((lengths <= 1).float().mean()),
+                     "advantage_mean": float(masked_mean(r.advantages, r.mask)),
+                     "skipped_samples": float((~valid).sum())})
+        if r.values is not None and r.returns is not None:
+            var_ret = masked_var(r.returns, r.mask)
+            logs["explained_variance"] = float(1 - masked_var(r.returns - r.values, r.mask) / var_ret.clamp(min=1e-8))
+            logs["value_mean"] = float(masked_mean(r.values, r.mask))
+        self.kl_ctl.update(float(seq_kl.mean()), n)
+        return r, logs
+
+    def _apply_constraints(self, r: ro.Rollout, total: torch.Tensor, valid: torch.Tensor,
+                           logs: dict[str, float]) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.constraint_rules:
+            return total, valid
+        plugins = [(name, rule.checker, 1.0) for name, rule in zip(self.constraint_names, self.constraint_rules)]
+        costs, _ = ro.score(plugins, r, what="cost")
+        for name, rule in zip(self.constraint_names, self.constraint_rules):
+            cost = costs[name]
+            violated = torch.tensor(rule.checker.violated(cost.tolist()), dtype=torch.bool, device=cost.device)
+            logs[f"constraint/{name}/cost"] = float(cost.mean())
+            logs[f"constraint/{name}/violation_rate"] = float(violated.float().mean())
+            if rule.mode == "skip":
+                valid = valid & ~violated
+            elif rule.mode == "penalize":
+                total = total - rule.coef * cost
+            else:  # lagrangian: ascend λ on this batch's mean cost, then price the cost with it
+                lam = self.lambdas[name].update(float(cost.mean()), rule.checker.threshold)
+                total = lagrangian_scores(total, cost, lam, normalize=rule.normalize)
+                logs[f"constraint/{name}/lambda"] = lam
+        return total, valid
+
+    # -- update ----------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if self._pending_rng is not None:
+            set_rng_state(self._pending_rng)
+            self._pending_rng = None
+        r, logs = self.make_experience(batch)
+        loss_mask = r.loss_mask
+        logs["all_skipped"] = float(not bool(loss_mask.any()))
+        if loss_mask.any():
+            logs.update(self.update(r))
+        else:
+            rank_zero_warn(f"training step {self.global_step}: every sample of the rollout was skipped "
+                           "(constraint violations or invalid rewards); no update this step")
+        self.rollouts_done += 1
+        logs["optimizer_steps"] = float(self.optimizer_steps)
+        self.log_dict({f"train/{k}" if not k.startswith("constraint/") else k: float(v) for k, v in logs.items()},
+                      on_step=True, on_epoch=False, batch_size=len(r))
+        self.log("train/reward_mean", logs["reward"], prog_bar=True, on_step=True, batch_size=len(r))
+        every = self.hparams.log_samples_every_n_steps
+        if every and self.rollouts_done % every == 1 % every:
+            self._log_samples(r)
+
+    def update(self, r: ro.Rollout) -> dict[str, float]:
+        """``ppo.epochs × ppo.num_minibatches`` optimizer steps on one rollout; returns mean metrics."""
+        optimizer = self.optimizers()
+        scheduler = self.lr_schedulers()
+        n, k = len(r), self.ppo.num_minibatches
+        if k > n:
+            raise ConfigError(f"ppo.num_minibatches={k} is more than the {n} samples of a rollout batch")
+        sums: dict[str, float] = {}
+        steps = skipped = 0
+        loss_mask = r.loss_mask
+        for _ in range(self.ppo.epochs):
+            order = torch.randperm(n, device=r.input_ids.device)
+            for rows in order.tensor_split(k):
+                if not loss_mask[rows].any():  # all skipped: an Adam step on a zero gradient would still move
+                    skipped += 1
+                    continue
+                for key, value in self._minibatch_step(r, rows, optimizer).items():
+                    sums[key] = sums.get(key, 0.0) + value
+                steps += 1
+                if scheduler is not None:
+                    scheduler.step()
+        out = {key: value / max(steps, 1) for key, value in sums.items()}
+        out["skipped_minibatches"] = float(skipped)
+        return out
+
+    def minibatch_loss(self, r: ro.Rollout, rows: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of minibatch ``rows`` of rollout ``r``: clipped surrogate (+ value loss, KL, entropy)."""
+        mask = r.loss_mask[rows]
+        logps, logits, hidden = ro.forward_completion(self.model, r, rows, temperature=self.temperature,
+                                                      hidden=self.value_head is not None)
+        p = self.ppo
+        loss, metrics = policy_loss(logps, r.old_logps[rows], r.advantages[rows], mask, p.clip_eps,
+                                    p.clip_eps_high, p.dual_clip, p.aggregation)
+        out = {"policy_loss": float(loss.detach())}
+        out.update({f"policy/{k}": float(v) for k, v in metrics.items()})
+        with torch.set_grad_enabled(p.entropy_coef > 0):
+            entropy = masked_mean(entropy_from_logits(logits / self.temperature), mask)
+        out["entropy"] = float(entropy.detach())
+        if p.entropy_coef > 0:
+            loss = loss - p.entropy_coef * entropy
+        if r.values is not None:
+            values = self._values(r, rows, hidden)
+            v_loss, v_metrics = value_loss(values, r.values[rows], r.returns[rows], mask, self.critic_spec.value_clip,
+                                           p.aggregation)
+            loss = loss + self.critic_spec.coef * v_loss
+            out["value_loss"] = float(v_loss.detach())
+            out.update({f"value/{k}": float(v) for k, v in v_metrics.items()})
+        if self.kl.apply_to == "loss":
+            kl_loss = masked_mean(kl_estimate(logps, r.ref_logps[rows], self.kl.estimator), mask)
+            loss = loss + self.kl_ctl.value * kl_loss
+            out["kl_loss"] = float(kl_loss.detach())
+        out["loss"] = float(loss.detach())
+        return loss, out
+
+    def _minibatch_step(self, r: ro.Rollout, rows: torch.Tensor, optimizer) -> dict[str, float]:
+        loss, out = self.minibatch_loss(r, rows)
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        if self.ppo.max_grad_norm is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.ppo.max_grad_norm, gradient_clip_algorithm="norm")
+        optimizer.step()
+        self.optimizer_steps += 1
+        return out
+
+    def configure_optimizers(self):
+        policy = [p for n, p in self.named_parameters() if p.requires_grad and not n.startswith("critic_model.")
+                  and not n.startswith("value_head.")]
+        critic = [p for n, p in self.named_parameters() if p.requires_grad and (n.startswith("critic_model.")
+                                                                                 or n.startswith("value_head."))]
+        groups: Any = policy + critic
+        if critic and self.critic_spec.lr is not None:
+            groups = [{"params": policy}, {"params": critic, "lr": self.critic_spec.lr}]
+        optimizer = self.optimizer_fn(groups)
+        if self.scheduler_fn is None:
+            return optimizer
+        scheduler = self.scheduler_fn(optimizer)
+        if isinstance(scheduler, WarmupCosineLR) and scheduler.total_steps is None:
+            per_rollout = self.ppo.epochs * self.ppo.num_minibatches
+            scheduler.total_steps = int(self.trainer.estimated_stepping_batches) * per_rollout
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- validation ------------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Greedy completions of held-out prompts: rewards, costs, KL to the reference, length."""
+        spec = replace(self.generation, do_sample=False, num_return_sequences=1)
+        r = ro.sample(self.model, self.tokenizer, batch, spec)
+        components, _ = ro.score(self.reward_plugins, r)
+        total = ro.weighted_total(components, self.reward_plugins, len(r), r.input_ids.device)
+        logps, _, _ = ro.forward_completion(self.model, r)
+        with self._reference() as ref:
+            ref_logps, _, _ = ro.forward_completion(ref, r)
+        bs = len(r)
+        self.log("val/reward", total.mean(), batch_size=bs, prog_bar=True)
+        for name, values in components.items():
+            self.log(f"val/reward/{name}", values.mean(), batch_size=bs)
+        self.log("val/kl", masked_sum(logps - ref_logps, r.mask, dim=-1).mean(), batch_size=bs)
+        self.log("val/response_length", r.mask.sum(-1).float().mean(), batch_size=bs)
+        if self.constraint_rules:
+            plugins = [(nm, rule.checker, 1.0) for nm, rule in zip(self.constraint_names, self.constraint_rules)]
+            costs, _ = ro.score(plugins, r, what="cost")
+            for nm, rule in zip(self.constraint_names, self.constraint_rules):
+                rate = torch.tensor(rule.checker.violated(costs[nm].tolist()), dtype=torch.float32).mean()
+                self.log(f"val/constraint/{nm}/violation_rate", rate, batch_size=bs)
+
+    # -- logging of samples ----------------------------------------------------------------------
+    def _log_samples(self, r: ro.Rollout) -> None:
+        k = min(self.hparams.num_logged_samples, len(r))
+        lines = ["| prompt | completion | advantage |", "|---|---|---|"]
+        adv = masked_sum(r.advantages, r.mask, dim=-1) / r.mask.sum(-1).clamp(min=1)
+        for i in range(k):
+            cells = [str(x).replace("|", "\\|").replace("\n", " ") for x in (r.prompts[i], r.completions[i])]
+            lines.append(f"| {cells[0]} | {cells[1]} | {float(adv[i]):.3f} |")
+        for logger in self.loggers:
+            add_text = getattr(getattr(logger, "experiment", None), "add_text", None)
+            if callable(add_text):
+                add_text("samples", "\n".join(lines), global_step=self.global_step)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("state_dict", {})
+        for key in [k for k in state if k.startswith(REF_PREFIX)]:
+            del state[key]  # frozen: rebuilt from its source on load, not stored
+        checkpoint["ppo_state"] = {
+            "kl_controller": self.kl_ctl.state_dict(),
+            "lambdas": {name: lam.state_dict() for name, lam in self.lambdas.items()},
+            "rng": get_rng_state(),
+            "rollouts_done": self.rollouts_done,
+            "optimizer_steps": self.optimizer_steps,
+            "rewards": {name: p.state_dict() for name, p, _ in self.reward_plugins},
+            "constraints": {name: rule.checker.state_dict()
+                            for name, rule in zip(self.constraint_names, self.constraint_rules)},
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.ref_model is not None and "state_dict" in checkpoint:
+            for key, value in self.ref_model.state_dict().items():
+                checkpoint["state_dict"].setdefault(REF_PREFIX + key, value)
+        state = checkpoint.get("ppo_state")
+        if not state:
+            return
+        self.kl_ctl.load_state_dict(state["kl_controller"])
+        for name, lam_state in state["lambdas"].items():
+            if name in self.lambdas:
+                self.lambdas[name].load_state_dict(lam_state)
+        self.rollouts_done = state["rollouts_done"]
+        self.optimizer_steps = state.get("optimizer_steps", 0)
+        for name, plugin, _ in self.reward_plugins:
+            if state["rewards"].get(name):
+                plugin.load_state_dict(state["rewards"][name])
+        for name, rule in zip(self.constraint_names, self.constraint_rules):
+            if state["constraints"].get(name):
+                rule.checker.load_state_dict(state["constraints"][name])
+        self._pending_rng = state["rng"]  # applied at the next training step, after loaders are built
+
+    # -- export ----------------------------------------------------------------------------------
+    def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> str:
+        """Write the policy (not the critic) as a Hugging Face folder."""
+        return export_stage_model(self, dirpath, merge_lora=merge_lora)
+
+
+def get_rng_state() -> dict[str, Any]:
+    """Every random state a rollout draws from (sampling, minibatch order, dropout)."""
+    import numpy as np
+
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,134 @@
+"""Typed options of :class:`~rlhf_lightning.modules.ppo.PPOModule`, as they appear in YAML.
+
+Plain dataclasses (LightningCLI turns them into nested, validated config sections); no heavy imports,
+so configs parse fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+from rlhf_lightning.constraints.base import ConstraintChecker
+from rlhf_lightning.errors import ConfigError
+from rlhf_lightning.models.spec import ModelSpec
+
+
+@dataclass
+class KLSpec:
+    """KL regularisation towards the reference policy.
+
+    Args:
+        coef: the coefficient β (the start value when ``target`` is set).
+        estimator: per-token estimator (Schulman 2020): ``k1`` (log-ratio, unbiased, can be
+            negative; the classic reward penalty), ``k2`` or ``k3`` (non-negative; GRPO's).
+        target: set it for the adaptive controller of Ziegler et al. 2019 (KL per completion, in
+            nats, that β steers towards); ``None`` keeps β fixed.
+        horizon: samples over which the adaptive controller corrects its error.
+        apply_to: ``reward`` (per-token penalty in the shaped reward, PPO/InstructGPT) or ``loss``
+            (β·KL of the current policy added to the loss, GRPO; the reward then has no KL term).
+    """
+
+    coef: float = 0.05
+    estimator: Literal["k1", "k2", "k3"] = "k1"
+    target: Optional[float] = None
+    horizon: int = 10000
+    apply_to: Literal["reward", "loss"] = "reward"
+
+
+@dataclass
+class ConstraintRule:
+    """One constraint plugin and what the stage does with its costs.
+
+    Args:
+        checker: a :class:`~rlhf_lightning.ConstraintChecker` plugin (its ``threshold`` says where a
+            cost is a violation and, for ``lagrangian``, the expected cost to stay under).
+        mode: ``skip`` (violating samples take no part in the update), ``penalize`` (``coef × cost``
+            is subtracted from the score) or ``lagrangian`` (PPO-Lagrangian: ``λ × cost`` is
+            subtracted, and λ ≥ 0 is learned so that the mean cost stays ≤ threshold).
+        coef: penalty per unit cost (``penalize``).
+        lambda_init, lambda_lr, lambda_max: start value, step size and optional cap of λ.
+        normalize: ``lagrangian`` only: divide the combined score by ``1 + λ`` (Safe RLHF, §3.3).
+        name: label in logs (default: the plugin's entry-point name).
+    """
+
+    checker: ConstraintChecker
+    mode: Literal["skip", "penalize", "lagrangian"] = "skip"
+    coef: float = 1.0
+    lambda_init: float = 0.0
+    lambda_lr: float = 0.05
+    lambda_max: Optional[float] = None
+    normalize: bool = True
+    name: Optional[str] = None
+
+
+@dataclass
+class CriticSpec:
+    """The value function, built only when the advantage estimator needs one (``gae``).
+
+    Args:
+        model: ``None``: a scalar value head on the policy backbone's last hidden state (shares the
+            policy's weights); or a separate value model, loaded as a 1-label sequence classifier
+            (e.g. the reward-model export, so the critic starts from the reward model).
+        coef: weight of the value loss in the total loss.
+        value_clip: clip range of the value-loss clipping around the rollout values (``None``: off).
+        lr: learning rate of the critic's parameters (default: the optimizer's).
+    """
+
+    model: Optional[ModelSpec] = None
+    coef: float = 0.1
+    value_clip: Optional[float] = 0.2
+    lr: Optional[float] = None
+
+
+@dataclass
+class PPOLoopSpec:
+    """The optimisation loop over one rollout batch.
+
+    Args:
+        epochs: passes over the rollout batch (PPO epochs).
+        num_minibatches: minibatches per pass; one optimizer step each, so a training step makes
+            ``epochs × num_minibatches`` optimizer steps.
+        clip_eps: PPO ratio clip ε; ``clip_eps_high``: a larger upper bound (DAPO's clip-higher).
+        dual_clip: dual-clip constant c > 1 bounding the loss of negative advantages (Ye et al. 2020).
+        aggregation: ``token_mean`` (every token of the minibatch weighs the same),
+            ``seq_mean_token_mean`` (mean per sequence, then over sequences) or
+            ``seq_mean_token_sum`` (sum per sequence, mean over sequences; Dr. GRPO).
+        max_grad_norm: clip the gradient norm before each step (``None``: off).
+        entropy_coef: bonus for the policy's entropy (0: off; entropy is logged either way).
+    """
+
+    epochs: int = 1
+    num_minibatches: int = 1
+    clip_eps: float = 0.2
+    clip_eps_high: Optional[float] = None
+    dual_clip: Optional[float] = None
+    aggregation: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum"] = "token_mean"
+    max_grad_norm: Optional[float] = 1.0
+    entropy_coef: float = 0.0
+
+    def check(self) -> None:
+        if self.epochs < 1 or self.num_minibatches < 1:
+            raise ConfigError(f"ppo.epochs and ppo.num_minibatches must be >= 1 (got {self.epochs}, "
+                              f"{self.num_minibatches})")
+        if self.clip_eps <= 0:
+            raise ConfigError(f"ppo.clip_eps must be > 0, got {self.clip_eps}")
+
+
+@dataclass
+class RewardShapingSpec:
+    """What happens to the sequence score before it becomes token rewards.
+
+    Args:
+        clip: clamp the score to ``[-clip, clip]`` (``None``: off).
+        missing_eos_penalty: subtracted from completions that hit ``max_new_tokens`` without EOS.
+        whiten: normalise the scores of the batch to zero mean and unit variance.
+        on_invalid: ``error`` (default): a reward returning NaN/inf stops training with an error
+            naming the plugin and sample; ``skip``: such samples take no part in the update (counted
+            in ``reward/invalid``).
+    """
+
+    clip: Optional[float] = None
+    missing_eos_penalty: Optional[float] = None
+    whiten: bool = False
+    on_invalid: Literal["error", "skip"] = "error"
