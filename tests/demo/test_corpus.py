@@ -143,14 +143,14 @@ def test_messages_alternate_roles():
 
 
 def test_generated_answers_are_judged_on_topic_and_other_topics_are_not():
-    examples = [ex for ex in corpus.sft_examples() if ex.topic is not None]
+    examples = [ex for ex in corpus.sft_examples() if ex.topic is not None][::3]
     assert all(is_on_topic(ex.response, ex.topic) for ex in examples)
-    for ex in examples[:300]:
+    for ex in examples[:200]:
         other = next(t.key for t in TOPICS if t.key != ex.topic and not is_on_topic(ex.response, t.key))
         assert not is_on_topic(ex.response, other)
     off = [is_on_topic(corpus.rejected(corpus.random.Random(i), ex, "off_topic"), ex.topic)
-           for i, ex in enumerate(examples[:300])]
-    assert sum(off) <= 15  # a few off-topic answers share a word (e.g. 风 in 海风) and tie
+           for i, ex in enumerate(examples[:200])]
+    assert sum(off) <= 10  # a few off-topic answers share a word (e.g. 风 in 海风) and tie
 
 
 def test_topic_words_and_is_on_topic_on_hand_written_text():
