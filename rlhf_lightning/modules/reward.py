@@ -1,0 +1,183 @@
+"""Reward-model training: a scalar-head sequence classifier scored on K responses per prompt.
+
+Each batch from :class:`~rlhf_lightning.datamodules.comparisons.ComparisonDataModule` holds B
+comparisons × K responses as ONE right-padded ``(B*K, T)`` batch, so all responses go through a
+single forward pass. The classifier (``AutoModelForSequenceClassification``, ``num_labels=1``)
+reads each row's score at its last non-pad token (decoders) or its pooled first token (encoders);
+the scores are reshaped to ``(B, K)`` best first and handed to the pluggable
+:class:`~rlhf_lightning.losses.base.RewardLoss`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from jsonargparse import lazy_instance
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torchmetrics.classification import BinaryAccuracy
+from torchmetrics.regression import MeanSquaredError, SpearmanCorrCoef
+
+from rlhf_lightning.errors import ConfigError
+from rlhf_lightning.losses.base import RewardLoss
+from rlhf_lightning.losses.reward import PairwiseLoss
+from rlhf_lightning.metrics.ranking import ConcordanceAccuracy, KendallTau, MeanMargin, RankingAccuracy
+from rlhf_lightning.models.spec import ModelSpec
+from rlhf_lightning.modules.stage import configure_stage_optimizers
+from rlhf_lightning.optim.schedules import default_optimizer
+
+#: names of the classification head in transformers' sequence classifiers (Llama/Qwen/…: score; BERT/…: classifier)
+HEAD_NAMES = ("score", "classifier", "pooler")
+
+
+class RewardModelModule(LightningModule):
+    """Train a reward model from pairs, K-wise rankings, scores or good/bad labels.
+
+    Args:
+        backbone: the model (decoder or encoder; hub id / local folder, dtype, LoRA / QLoRA,
+            gradient checkpointing) loaded as ``AutoModelForSequenceClassification(num_labels=1)``.
+        loss: a ``rlhf_lightning.reward_losses`` plugin: ``pairwise`` (default), ``kwise``,
+            ``plackett_luce`` (rankings), ``mse`` (scores), ``binary`` (good/bad labels).
+        optimizer: ``params -> Optimizer`` (default AdamW, lr 2e-5), injected by LightningCLI.
+        scheduler: ``optimizer -> LRScheduler``, stepped every optimizer step.
+        freeze_backbone: train only the classification head (a linear probe on frozen features).
+
+    Logged: ``train/loss``, ``train/accuracy``; ``val/loss``, ``val/accuracy`` (the fraction of
+    correctly ordered pairs: pairwise accuracy for pairs, ranking accuracy for K-wise rankings,
+    label accuracy for good/bad data, pair concordance for scored data), ``val/margin``
+    (chosen - rejected), ``val/kendall_tau`` (rankings with K > 2), ``val/mse`` and
+    ``val/spearman`` (scored / labelled data).
+    """
+
+    def __init__(
+        self,
+        backbone: ModelSpec,
+        loss: RewardLoss = lazy_instance(PairwiseLoss),
+        optimizer: OptimizerCallable = default_optimizer,
+        scheduler: Optional[LRSchedulerCallable] = None,
+        freeze_backbone: bool = False,
+    ) -> None:
+        super().__init__()
+        # the loss is a plugin object (its YAML is in the run's config.yaml); only its name goes here
+        self.save_hyperparameters(ignore=["optimizer", "scheduler", "loss"])
+        self.hparams["loss_class"] = f"{type(loss).__module__}.{type(loss).__qualname__}"
+        self.backbone_spec = backbone
+        self.loss_fn = loss
+        self.optimizer_fn = optimizer
+        self.scheduler_fn = scheduler
+        self.freeze_backbone = freeze_backbone
+        self.model = None
+        self.tokenizer = None
+        self.val_accuracy = RankingAccuracy()
+        self.val_margin = MeanMargin()
+        self.val_kendall = KendallTau()
+        self.val_mse = MeanSquaredError()
+        self.val_spearman = SpearmanCorrCoef()
+        self.val_concordance = ConcordanceAccuracy()
+        self.val_label_accuracy = BinaryAccuracy()
+
+    # -- model -----------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        """Load tokenizer and classifier here (not in ``__init__``) so strategies can shard them."""
+        if self.model is not None:
+            return
+        from rlhf_lightning.models.loading import load_sequence_classifier, load_tokenizer
+
+        self.tokenizer = load_tokenizer(self.backbone_spec)
+        self.model = load_sequence_classifier(self.backbone_spec, num_labels=1, tokenizer=self.tokenizer)
+        if self.freeze_backbone:
+            head = [p for n, p in self.model.named_parameters() if _is_head(n)]
+            if not head:
+                raise ConfigError("freeze_backbone: no classification head parameters found "
+                                  f"(looked for modules named {', '.join(HEAD_NAMES)})")
+            for name, param in self.model.named_parameters():
+                param.requires_grad_(_is_head(name))
+        if hasattr(self.model.config, "use_cache"):
+            self.model.config.use_cache = False  # a classifier never generates: build no KV cache
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Scalar reward per row: ``(N, T)`` → ``(N,)`` (float32)."""
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return logits[:, 0].float()
+
+    def rewards(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Rewards ``(B, K)`` best first (invalid slots hold the score of a dummy row; see ``response_mask``)."""
+        mask = batch["response_mask"]
+        return self(batch["input_ids"], batch["attention_mask"]).view(mask.shape)
+
+    # -- loss ------------------------------------------------------------------------------------
+    def _loss(self, batch: dict[str, Any], stage: str):
+        mask = batch["response_mask"].bool()
+        scores = batch.get("scores")
+        labels = scores if scores is not None and bool(torch.isfinite(scores[mask]).any()) else None
+        k = mask.shape[-1]
+        name = type(self.loss_fn).__name__
+        if self.loss_fn.needs_labels and labels is None:
+            raise ConfigError(f"reward loss {name} needs scores or labels per response (scored, binary or "
+                              "ranking data with 'scores'), but this batch has none; use 'pairwise' or 'kwise'")
+        if not self.loss_fn.needs_labels and k < 2:
+            raise ConfigError(f"reward loss {name} compares responses, but the {stage} data is pointwise "
+                              "(one response per prompt: scored or good/bad); use the 'mse' or 'binary' loss")
+        rewards = self.rewards(batch)
+        margins = batch.get("margins")
+        losses, metrics = self.loss_fn(rewards, mask, labels, margins)
+        return rewards, mask, labels, losses.mean(), metrics
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        _, _, _, loss, metrics = self._loss(batch, "train")
+        bs = batch["response_mask"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        if "accuracy" in metrics:
+            self.log("train/accuracy", metrics["accuracy"].float().mean(), prog_bar=True, batch_size=bs)
+        if "margin" in metrics:
+            self.log("train/margin", metrics["margin"].float().mean(), batch_size=bs)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        rewards, mask, labels, loss, _ = self._loss(batch, "val")
+        rewards = rewards.detach()
+        bs = mask.shape[0]
+        self.log("val/loss", loss, batch_size=bs, sync_dist=True)
+        if mask.shape[-1] >= 2:
+            self.val_accuracy.update(rewards, mask)
+            self.log("val/accuracy", self.val_accuracy, prog_bar=True, batch_size=bs)
+            both = mask[:, 0] & mask[:, 1]
+            self.val_margin.update(rewards[both, 0], rewards[both, 1])
+            self.log("val/margin", self.val_margin, batch_size=bs)
+            if mask.shape[-1] > 2:
+                self.val_kendall.update(rewards, mask)
+                self.log("val/kendall_tau", self.val_kendall, batch_size=bs)
+            return
+        self._pointwise_metrics(rewards[:, 0], labels[:, 0], bs)
+
+    def _pointwise_metrics(self, preds: torch.Tensor, target: torch.Tensor, bs: int) -> None:
+        self.val_mse.update(preds, target)
+        self.log("val/mse", self.val_mse, batch_size=bs)
+        self.val_spearman.update(preds, target)
+        self.log("val/spearman", self.val_spearman, batch_size=bs)
+        if getattr(self.loss_fn, "binary_labels", False):
+            # good/bad: a reward > 0 says "good"
+            self.val_label_accuracy.update((preds > 0).long(), (target > 0.5).long())
+            self.log("val/accuracy", self.val_label_accuracy, prog_bar=True, batch_size=bs)
+        else:
+            self.val_concordance.update(preds, target)
+            self.log("val/accuracy", self.val_concordance, prog_bar=True, batch_size=bs)
+
+    def configure_optimizers(self):
+        return configure_stage_optimizers(self, self.optimizer_fn, self.scheduler_fn)
+
+    # -- export ----------------------------------------------------------------------------------
+    def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> str:
+        """Write a Hugging Face sequence-classification folder (weights, config with ``pad_token_id``,
+        tokenizer, chat template) atomically; ``transformers`` and the ``classifier`` reward plugin load it."""
+        from rlhf_lightning.models.export import export_pretrained
+
+        return str(export_pretrained(self.model, self.tokenizer, dirpath, merge_lora=merge_lora,
+                                     base_spec=self.backbone_spec))
+
+
+def _is_head(name: str) -> bool:
+    parts = name.split(".")
+    return any(p in HEAD_NAMES for p in parts)
+
