@@ -189,7 +189,7 @@ class PromptDataModule(LightningDataModule):
     # -- exact resumption ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The epoch and the prompts of it already used (written into every Lightning checkpoint)."""
-        trainer = self._trainer
+        trainer = getattr(self, "trainer", None)
         if trainer is None or self.sampler is None:
             return {}
         # A checkpoint is written after the training step of the batch (on_train_batch_end or later),

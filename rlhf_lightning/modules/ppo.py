@@ -32,7 +32,7 @@ from rlhf_lightning.algorithms.masked import masked_mean, masked_sum, masked_var
 from rlhf_lightning.algorithms.shaping import clip_scores, missing_eos_penalty, shape_rewards
 from rlhf_lightning.errors import ConfigError
 from rlhf_lightning.losses.ppo import entropy_from_logits, policy_loss, value_loss
-from rlhf_lightning.models.spec import ModelSpec
+from rlhf_lightning.models.spec import LoraSpec, ModelSpec, QuantizationSpec
 from rlhf_lightning.modules import ppo_rollout as ro
 from rlhf_lightning.modules.ppo_config import (ConstraintRule, CriticSpec, KLSpec, PPOLoopSpec,
                                                RewardShapingSpec)
@@ -44,6 +44,11 @@ from rlhf_lightning.rewards.base import RewardFunction
 from rlhf_lightning.rollout.generation import GenerationSpec
 
 REF_PREFIX = "ref_model."
+
+# The option dataclasses are saved among the checkpoint's hyperparameters; allow them in
+# torch.load(weights_only=True), which Lightning uses when a run is resumed with --ckpt_path.
+torch.serialization.add_safe_globals([ModelSpec, LoraSpec, QuantizationSpec, KLSpec, PPOLoopSpec, CriticSpec,
+                                      RewardShapingSpec, GenerationSpec])
 
 
 class PPOModule(LightningModule):
@@ -428,7 +433,10 @@ def get_rng_state() -> dict[str, Any]:
     """Every random state a rollout draws from (sampling, minibatch order, dropout)."""
     import numpy as np
 
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    # numpy's key array as a tensor: checkpoints stay loadable with torch.load(weights_only=True)
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -439,6 +447,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
