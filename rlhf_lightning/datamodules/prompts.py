@@ -23,7 +23,7 @@ from rlhf_lightning.data.spec import SourcesArg, as_sources
 from rlhf_lightning.errors import ConfigError, DataError
 
 #: columns the collator turns into tensors or that are not passed to plugins as a column
-RESERVED = ("text", "prompt", "input_ids", "attention_mask")
+RESERVED = ("text", "prompt", "messages", "input_ids", "attention_mask")
 
 
 class ResumableSampler(Sampler[int]):
@@ -144,8 +144,9 @@ class PromptDataModule(LightningDataModule):
                         stats["dropped_too_long"] += 1
                         continue
                     stats["truncated"] += 1
-                out = {k: v for k, v in row.items()
-                       if k not in RESERVED and (isinstance(v, (str, int, float, bool)) or v is None)}
+                # scalar columns go to the plugins; others (lists, dicts) become None, so rows keep one shape
+                out = {k: v if isinstance(v, (str, int, float, bool)) else None
+                       for k, v in row.items() if k not in RESERVED}
                 out["prompt"] = prompt if isinstance(prompt, str) else str(prompt[-1].get("content", ""))
                 out["text"] = text
                 rows.append(out)
@@ -154,6 +155,8 @@ class PromptDataModule(LightningDataModule):
                 rank_zero_warn(f"{role} prompts {src.path}: {stats['dropped_too_long']} of {stats['rows']} dropped, "
                                f"{stats['truncated']} cut to their last {limit} tokens (longer than "
                                f"max_prompt_length={limit})")
+        keys = {k for r in rows for k in r}
+        rows = [{k: r.get(k) for k in sorted(keys)} for r in rows]  # sources with different columns
         if not rows and sources:
             raise DataError(f"no {role} prompts left: every row of {[s.path for s in sources]} is longer than "
                             f"max_prompt_length={limit} tokens")
