@@ -212,9 +212,12 @@ class DPOModule(LightningModule):
         dm = getattr(self.trainer, "datamodule", None)
         if dm is None:
             return  # dataloaders passed to fit(): filled lazily (valid with LoRA or a reference model)
+        from lightning.pytorch.utilities.model_helpers import is_overridden
+
         loaders = [dm.train_dataloader()]
-        val = dm.val_dataloader()
-        loaders += val if isinstance(val, (list, tuple)) else [val]
+        if is_overridden("val_dataloader", dm):
+            val = dm.val_dataloader()
+            loaders += val if isinstance(val, (list, tuple)) else [val]
         self.fill_reference_cache(loaders)
         if self.reference_model is not None:  # a loaded reference is no longer needed
             self.reference_model = None
