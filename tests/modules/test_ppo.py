@@ -167,3 +167,27 @@ def test_sample_table_goes_to_tensorboard(tiny_llama_dir, prompts, tmp_path):
     trainer.fit(module, make_data(tiny_llama_dir, prompts))
     assert len(texts) == 2 and texts[0][0] == "samples"
     assert texts[0][1].count("\n") == 3  # header, rule, 2 rows
+
+
+def test_qlora_lora_grads_survive_the_rollout(tiny_tokenizer_dir, tmp_path):
+    """4-bit base + LoRA: after generate() (an eval-mode forward) every LoRA-B still gets a gradient."""
+    pytest.importorskip("bitsandbytes")
+    from transformers import AutoTokenizer
+
+    from rlhf_lightning.models.spec import QuantizationSpec
+    from tests import tiny
+    from tests.modules.test_ppo_constraints import first_batch
+
+    vocab = len(AutoTokenizer.from_pretrained(tiny_tokenizer_dir))
+    model_dir = tiny.build_llama(tmp_path / "llama64", vocab_size=vocab, hidden_size=64, tokenizer_dir=tiny_tokenizer_dir)
+    spec = ModelSpec(name_or_path=str(model_dir), lora=LoraSpec(r=4, dropout=0.0), quantization=QuantizationSpec())
+    module = make_module(model_dir, [CharLength()], policy=spec)
+    module.configure_model()
+    assert module.ref_model is None
+    seed_everything(0)
+    r, _ = module.make_experience(first_batch(model_dir, tmp_path))
+    loss, _ = module.minibatch_loss(r, torch.arange(len(r)))
+    loss.backward()
+    b_grads = [p.grad for n, p in module.model.named_parameters() if "lora_B" in n]
+    assert len(b_grads) == 14
+    assert all(g is not None and g.abs().sum() > 0 for g in b_grads)
