@@ -135,11 +135,11 @@ class PPOModule(LightningModule):
         self.tokenizer = load_tokenizer(self.policy_spec)
         self.model = load_causal_lm(self.policy_spec, tokenizer=self.tokenizer)
         disable_dropout_(self.model)  # old, new and reference log-probs must be one distribution
-        if self.reference_spec is not None:
-            self.ref_model = freeze_(load_causal_lm(self.reference_spec, tokenizer=self.tokenizer))
-        elif not has_adapter(self.model):
-            base = replace(self.policy_spec, lora=None, gradient_checkpointing=False)
-            self.ref_model = freeze_(load_causal_lm(base, tokenizer=self.tokenizer))
+        if self.reference_spec is not None or not has_adapter(self.model):
+            spec = self.reference_spec or replace(self.policy_spec, lora=None, gradient_checkpointing=False)
+            self.ref_model = freeze_(load_causal_lm(spec, tokenizer=self.tokenizer))
+            disable_dropout_(self.ref_model)
+            self.ref_model.train()  # no dropout left, so train mode is exact; it keeps Lightning quiet
         if self.estimator.needs_critic:
             if self.critic_spec.model is None:
                 self.value_head = ValueHead(hidden_size_of(self.model))

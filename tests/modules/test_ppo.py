@@ -191,3 +191,18 @@ def test_qlora_lora_grads_survive_the_rollout(tiny_tokenizer_dir, tmp_path):
     b_grads = [p.grad for n, p in module.model.named_parameters() if "lora_B" in n]
     assert len(b_grads) == 14
     assert all(g is not None and g.abs().sum() > 0 for g in b_grads)
+
+
+def test_separate_critic_from_a_sequence_classifier(tiny_llama_dir, prompts, tmp_path):
+    """critic.model: a 1-label sequence classifier (e.g. the RM export) gives per-token values; own lr."""
+    from rlhf_lightning.modules.ppo_config import CriticSpec
+
+    module = make_module(tiny_llama_dir, [CharLength()],
+                         critic=CriticSpec(model=ModelSpec(name_or_path=str(tiny_llama_dir)), lr=0.05))
+    trainer = fit(module, make_data(tiny_llama_dir, prompts), tmp_path, max_steps=2)
+    assert module.value_head is None and module.critic_model is not None
+    groups = trainer.optimizers[0].param_groups
+    assert [g["lr"] for g in groups] == [0.01, 0.05]
+    assert sum(p.numel() for p in groups[1]["params"]) == sum(
+        p.numel() for p in module.critic_model.parameters() if p.requires_grad)
+    assert math.isfinite(float(trainer.logged_metrics["train/value_loss"]))
