@@ -16,6 +16,7 @@ the prompt data are checkpointed, so a resumed run continues exactly.
 from __future__ import annotations
 
 import contextlib
+import copy
 import random
 from dataclasses import replace
 from typing import Any, Optional
@@ -135,9 +136,11 @@ class PPOModule(LightningModule):
         self.tokenizer = load_tokenizer(self.policy_spec)
         self.model = load_causal_lm(self.policy_spec, tokenizer=self.tokenizer)
         disable_dropout_(self.model)  # old, new and reference log-probs must be one distribution
-        if self.reference_spec is not None or not has_adapter(self.model):
-            spec = self.reference_spec or replace(self.policy_spec, lora=None, gradient_checkpointing=False)
-            self.ref_model = freeze_(load_causal_lm(spec, tokenizer=self.tokenizer))
+        if self.reference_spec is not None:
+            self.ref_model = freeze_(load_causal_lm(self.reference_spec, tokenizer=self.tokenizer))
+        elif not has_adapter(self.model):  # a copy of the initial policy (also right for init_config)
+            self.ref_model = freeze_(copy.deepcopy(self.model))
+        if self.ref_model is not None:
             disable_dropout_(self.ref_model)
             self.ref_model.train()  # no dropout left, so train mode is exact; it keeps Lightning quiet
         if self.estimator.needs_critic:
