@@ -175,6 +175,12 @@ class PPOModule(LightningModule):
         return None
 
     def on_fit_start(self) -> None:
+        data = getattr(self.trainer, "datamodule", None)
+        budget = getattr(getattr(data, "hparams", None), "max_prompt_length", None)
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        if budget and context and budget + self.generation.max_new_tokens > context:
+            raise ConfigError(f"data.max_prompt_length ({budget}) + generation.max_new_tokens "
+                              f"({self.generation.max_new_tokens}) exceeds the policy's context ({context} tokens)")
         ro.check_plugin_setup([p for _, p, _ in self.reward_plugins] + [r.checker for r in self.constraint_rules],
                               self.device)
 

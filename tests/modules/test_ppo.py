@@ -206,3 +206,9 @@ def test_separate_critic_from_a_sequence_classifier(tiny_llama_dir, prompts, tmp
     assert sum(p.numel() for p in groups[1]["params"]) == sum(
         p.numel() for p in module.critic_model.parameters() if p.requires_grad)
     assert math.isfinite(float(trainer.logged_metrics["train/value_loss"]))
+
+
+def test_prompt_budget_plus_new_tokens_must_fit_the_context(tiny_llama_dir, prompts, tmp_path):
+    module = make_module(tiny_llama_dir, [CharLength()], generation=GenerationSpec(max_new_tokens=250))
+    with pytest.raises(ConfigError, match="exceeds the policy's context"):
+        fit(module, make_data(tiny_llama_dir, prompts), tmp_path, max_steps=1)
