@@ -6,7 +6,8 @@ Run from the repository root on a quiet machine (TRL: ``pip install "trl==1.16.*
     python tests/benchmarks/bench_dpo.py --steps 10 --warmup 2 --setups live   # quick look
 
 Each (framework, setup) runs in a fresh subprocess with 2 torch threads, on the same model folder
-(default: the demo SFT export, else the pre-training export), the same first ``--pairs`` rows of
+(default: the demo SFT export, else the pre-training export, else a random Llama of the
+demo architecture with the demo tokenizer), the same first ``--pairs`` rows of
 ``configs/demo/data/preference_train.jsonl`` (ChatML, identical token ids on both sides), batch 8
 pairs, fp32, AdamW (fused) lr 1e-6 constant, grad-norm clip 1.0, no checkpoints, no gradient
 checkpointing, no dropout. ``live``: a frozen reference copy runs every step (TRL loads a second copy
@@ -36,7 +37,23 @@ def _default_model() -> str:
     for cand in ("runs/demo/sft/export", "runs/demo/pretrain/export"):
         if (ROOT / cand / "config.json").is_file():
             return str(ROOT / cand)
-    raise SystemExit("no demo model: run configs/demo/pretrain.yaml (and sft.yaml) first, or pass --model")
+    return _random_demo_model(Path(tempfile.mkdtemp(prefix="bench_dpo_model_")))
+
+
+def _random_demo_model(path: Path) -> str:
+    """A random Llama of the demo architecture (4 layers, 256 wide, vocab 2048) with the demo tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(ROOT / "configs" / "demo" / "tokenizer")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+                         pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         tie_word_embeddings=True)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
 
 
 def _rows(n: int) -> list[dict]:
