@@ -24,13 +24,11 @@ def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
         ``(nll_sum, n_tokens)``: scalar tensors. The mean loss is ``nll_sum / n_tokens``; returning
         the pair lets callers normalise over a global batch (data-parallel ranks, accumulation).
     """
-    shift_logits = logits[:, :-1, :].float()
-    shift_labels = labels[:, 1:]
-    nll_sum = F.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.shape[-1]),
-        shift_labels.reshape(-1),
-        ignore_index=IGNORE_INDEX,
-        reduction="sum",
-    )
-    n_tokens = (shift_labels != IGNORE_INDEX).sum()
+    # Shift the labels, not the logits: slicing (B, T, V) logits and flattening them would copy the
+    # largest tensor of the step (and its gradient) just to drop one position.
+    shifted = torch.cat([labels[:, 1:], labels.new_full((labels.shape[0], 1), IGNORE_INDEX)], dim=1)
+    flat = logits.reshape(-1, logits.shape[-1])
+    nll_sum = F.cross_entropy(flat if flat.dtype == torch.float32 else flat.float(), shifted.reshape(-1),
+                              ignore_index=IGNORE_INDEX, reduction="sum")
+    n_tokens = (shifted != IGNORE_INDEX).sum()
     return nll_sum, n_tokens

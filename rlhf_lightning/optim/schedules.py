@@ -51,5 +51,8 @@ class WarmupCosineLR(LambdaLR):
 
 
 def default_optimizer(params) -> torch.optim.Optimizer:
-    """AdamW at a fine-tuning learning rate (2e-5, no weight decay): the default of every stage."""
-    return torch.optim.AdamW(params, lr=2e-5, weight_decay=0.0)
+    """AdamW at a fine-tuning learning rate (2e-5, no weight decay): the default of every stage.
+
+    ``fused=True``: one kernel for all parameters instead of a Python loop over them (CPU and CUDA).
+    """
+    return torch.optim.AdamW(params, lr=2e-5, weight_decay=0.0, fused=True)
