@@ -212,3 +212,23 @@ def test_prompt_budget_plus_new_tokens_must_fit_the_context(tiny_llama_dir, prom
     module = make_module(tiny_llama_dir, [CharLength()], generation=GenerationSpec(max_new_tokens=250))
     with pytest.raises(ConfigError, match="exceeds the policy's context"):
         fit(module, make_data(tiny_llama_dir, prompts), tmp_path, max_steps=1)
+
+
+@pytest.mark.slow
+def test_grpo_raises_a_rule_reward(tiny_llama_dir, prompts, tmp_path):
+    """Behaviour, not a smoke test (about 40 s): 30 GRPO rollouts raise the mean reward (completion length in characters)."""
+    module = make_module(tiny_llama_dir, [CharLength()], advantage=GRPO(),
+                         kl=KLSpec(coef=0.01, estimator="k3", apply_to="loss"), ppo=PPOLoopSpec(epochs=2),
+                         generation=GenerationSpec(max_new_tokens=6, do_sample=True, num_return_sequences=4),
+                         optimizer=lambda params: torch.optim.AdamW(params, lr=3e-3))
+    rewards = []
+    make_experience = module.make_experience
+
+    def recording(batch):
+        r, logs = make_experience(batch)
+        rewards.append(logs["reward"])
+        return r, logs
+    module.make_experience = recording
+    fit(module, make_data(tiny_llama_dir, prompts, batch_size=4), tmp_path, max_steps=2 * 30)
+    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
+    assert len(rewards) == 30 and last > first + 0.2, (first, last)
