@@ -137,7 +137,7 @@ def test_lora_trains_adapter_and_head_and_exports_a_plain_classifier(tmp_path, c
                                optimizer=lambda params: torch.optim.AdamW(params, lr=3e-2))
     data = ComparisonDataModule(train=files["pairwise"], val=files["pairwise"], tokenizer=str(clf_dir),
                                 max_length=96, batch_size=4)
-    trainer = pl.Trainer(accelerator="cpu", max_steps=15, logger=False, enable_checkpointing=False,
+    trainer = pl.Trainer(accelerator="cpu", max_steps=24, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path),
                          num_sanity_val_steps=0)
     module.configure_model()
