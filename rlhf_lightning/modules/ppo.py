@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import random
 from dataclasses import replace
 from typing import Any, Optional
 
@@ -37,6 +36,7 @@ from rlhf_lightning.models.spec import LoraSpec, ModelSpec, QuantizationSpec
 from rlhf_lightning.modules import ppo_rollout as ro
 from rlhf_lightning.modules.ppo_config import (ConstraintRule, CriticSpec, KLSpec, PPOLoopSpec,
                                                RewardShapingSpec)
+from rlhf_lightning.modules.ppo_state import get_rng_state, samples_table, set_rng_state
 from rlhf_lightning.modules.stage import export_stage_model
 from rlhf_lightning.modules.value_head import (ValueHead, disable_dropout_, freeze_, hidden_size_of,
                                                separate_critic_values)
@@ -384,16 +384,11 @@ class PPOModule(LightningModule):
 
     # -- logging of samples ----------------------------------------------------------------------
     def _log_samples(self, r: ro.Rollout) -> None:
-        k = min(self.hparams.num_logged_samples, len(r))
-        lines = ["| prompt | completion | advantage |", "|---|---|---|"]
-        adv = masked_sum(r.advantages, r.mask, dim=-1) / r.mask.sum(-1).clamp(min=1)
-        for i in range(k):
-            cells = [str(x).replace("|", "\\|").replace("\n", " ") for x in (r.prompts[i], r.completions[i])]
-            lines.append(f"| {cells[0]} | {cells[1]} | {float(adv[i]):.3f} |")
+        table = samples_table(r, self.hparams.num_logged_samples)
         for logger in self.loggers:
             add_text = getattr(getattr(logger, "experiment", None), "add_text", None)
             if callable(add_text):
-                add_text("samples", "\n".join(lines), global_step=self.global_step)
+                add_text("samples", table, global_step=self.global_step)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -437,26 +432,3 @@ class PPOModule(LightningModule):
         """Write the policy (not the critic) as a Hugging Face folder."""
         return export_stage_model(self, dirpath, merge_lora=merge_lora)
 
-
-def get_rng_state() -> dict[str, Any]:
-    """Every random state a rollout draws from (sampling, minibatch order, dropout)."""
-    import numpy as np
-
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    # numpy's key array as a tensor: checkpoints stay loadable with torch.load(weights_only=True)
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    import numpy as np
-
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])

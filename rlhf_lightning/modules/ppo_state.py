@@ -1,0 +1,45 @@
+"""What a PPO checkpoint and its logs need beyond tensors: the random state of rollouts, sample tables."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import torch
+
+from rlhf_lightning.algorithms.masked import masked_sum
+from rlhf_lightning.modules.ppo_rollout import Rollout
+
+
+def get_rng_state() -> dict[str, Any]:
+    """Every random state a rollout draws from (sampling, minibatch order, dropout)."""
+    import numpy as np
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    # numpy's key array as a tensor: checkpoints stay loadable with torch.load(weights_only=True)
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def samples_table(r: Rollout, k: int) -> str:
+    """A Markdown table of the first ``k`` samples: prompt, completion, mean advantage per token."""
+    lines = ["| prompt | completion | advantage |", "|---|---|---|"]
+    adv = masked_sum(r.advantages, r.mask, dim=-1) / r.mask.sum(-1).clamp(min=1)
+    for i in range(min(k, len(r))):
+        cells = [str(x).replace("|", "\\|").replace("\n", " ") for x in (r.prompts[i], r.completions[i])]
+        lines.append(f"| {cells[0]} | {cells[1]} | {float(adv[i]):.3f} |")
+    return "\n".join(lines)
