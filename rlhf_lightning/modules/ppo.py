@@ -32,7 +32,7 @@ from rlhf_lightning.algorithms.masked import masked_mean, masked_sum, masked_var
 from rlhf_lightning.algorithms.shaping import clip_scores, missing_eos_penalty, shape_rewards
 from rlhf_lightning.errors import ConfigError
 from rlhf_lightning.losses.ppo import entropy_from_logits, policy_loss, value_loss
-from rlhf_lightning.models.spec import LoraSpec, ModelSpec, QuantizationSpec
+from rlhf_lightning.models.spec import ModelSpec
 from rlhf_lightning.modules import ppo_rollout as ro
 from rlhf_lightning.modules.ppo_config import (ConstraintRule, CriticSpec, KLSpec, PPOLoopSpec,
                                                RewardShapingSpec)
@@ -48,8 +48,8 @@ REF_PREFIX = "ref_model."
 
 # The option dataclasses are saved among the checkpoint's hyperparameters; allow them in
 # torch.load(weights_only=True), which Lightning uses when a run is resumed with --ckpt_path.
-torch.serialization.add_safe_globals([ModelSpec, LoraSpec, QuantizationSpec, KLSpec, PPOLoopSpec, CriticSpec,
-                                      RewardShapingSpec, GenerationSpec])
+# (the shared ModelSpec/LoraSpec/QuantizationSpec/GenerationSpec are allowed in modules/stage.py)
+torch.serialization.add_safe_globals([KLSpec, PPOLoopSpec, CriticSpec, RewardShapingSpec])
 
 
 class PPOModule(LightningModule):

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
+import torch
+
+from rlhf_lightning.models.spec import LoraSpec, ModelSpec, QuantizationSpec
 from rlhf_lightning.optim.schedules import WarmupCosineLR
+from rlhf_lightning.rollout.generation import GenerationSpec
+
+# Stage hyperparameters hold these option dataclasses and are saved in every checkpoint; Lightning
+# resumes (--ckpt_path) with torch.load(weights_only=True), which refuses classes not allowed here.
+torch.serialization.add_safe_globals([ModelSpec, LoraSpec, QuantizationSpec, GenerationSpec])
 
 
 def configure_stage_optimizers(module, optimizer_fn: Callable, scheduler_fn: Optional[Callable]):

@@ -98,3 +98,12 @@ def test_packing_and_completion_only_both_train(tmp_path, tiny_llama_dir, sft_fi
     assert main(["fit", "--config", str(cfg)]) == 0
     losses = _losses(tmp_path)
     assert losses[-1] < losses[0]
+
+
+def test_resume_with_ckpt_path_last(tmp_path, tiny_llama_dir, sft_files):
+    """Resuming loads the checkpoint with torch's weights_only loader: the saved options must be allowed."""
+    cfg = sft_config(tmp_path, tiny_llama_dir, sft_files, **{"trainer.max_steps": 2, "export.enabled": False})
+    assert main(["fit", "--config", str(cfg)]) == 0
+    assert main(["fit", "--config", str(cfg), "--trainer.max_steps=4", "--ckpt_path=last"]) == 0
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert state["global_step"] == 4
