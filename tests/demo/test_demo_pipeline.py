@@ -76,3 +76,28 @@ def test_sft_then_on_topic_answers_to_held_out_prompts(workdir):
     text = tok.decode(model.generate(**ids, max_new_tokens=30, do_sample=False)[0, ids["input_ids"].shape[1]:],
                       skip_special_tokens=True)
     assert text.strip()
+
+
+def test_reward_model_ranks_held_out_pairs(workdir):
+    """Issue target 0.9; measured 0.87-0.895 on 2026-11-22, so this guards 0.85 (see the config header)."""
+    run(workdir, "fit", "--config", "configs/demo/reward.yaml")
+    from rlhf_lightning.rewards.model import ClassifierReward
+
+    rows = [json.loads(line) for line in
+            (ROOT / "configs/demo/data/preference_val.jsonl").read_text(encoding="utf-8").splitlines()]
+    reward = ClassifierReward(str(workdir / "runs/demo/reward/export"), batch_size=64)
+    chosen = reward([r["prompt"] for r in rows], [r["chosen"] for r in rows])
+    rejected = reward([r["prompt"] for r in rows], [r["rejected"] for r in rows])
+    accuracy = sum(c > r for c, r in zip(chosen, rejected)) / len(rows)
+    print(f"held-out pairwise accuracy of the exported demo reward model: {accuracy:.3f}")
+    assert accuracy >= 0.85, accuracy
+
+
+def test_dpo_separates_held_out_pairs(workdir):
+    run(workdir, "fit", "--config", "configs/demo/dpo.yaml")
+    out = workdir / "runs/demo/dpo"
+    acc = scalars(out, "val/rewards/accuracies")
+    loss = scalars(out, "val/loss")
+    print(f"DPO held-out reward accuracy {acc}, loss {loss}")
+    assert acc[-1] >= 0.85 and loss[-1] < 0.5  # ln 2 = 0.693 at the start
+    assert (out / "export/config.json").is_file()
