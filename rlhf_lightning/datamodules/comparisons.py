@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from rlhf_lightning.data.spec import DataSource, SourcesArg, as_sources
 from rlhf_lightning.errors import ConfigError, DataError
+from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
 
 
 class ComparisonDataModule(LightningDataModule):
@@ -55,13 +56,7 @@ class ComparisonDataModule(LightningDataModule):
         self.stats: dict = {}
 
     def _load_tokenizer(self):
-        if self.tokenizer is None:
-            if not self.tokenizer_path:
-                raise ConfigError("no tokenizer: set the model's name_or_path or tokenizer")
-            from rlhf_lightning.models.loading import load_tokenizer
-
-            self.tokenizer = load_tokenizer(self.tokenizer_path)
-        return self.tokenizer
+        return linked_tokenizer(self)
 
     def _encode(self, sources: list[DataSource], role: str, *, holdout: float = 0.0):
         from rlhf_lightning.data.comparison_batches import encode_comparisons

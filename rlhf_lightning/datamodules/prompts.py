@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from rlhf_lightning.data.spec import SourcesArg, as_sources
 from rlhf_lightning.errors import ConfigError, DataError
+from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
 
 #: columns the collator turns into tensors or that are not passed to plugins as a column
 RESERVED = ("text", "prompt", "messages", "input_ids", "attention_mask")
@@ -109,13 +110,7 @@ class PromptDataModule(LightningDataModule):
         self._resume: Optional[tuple[int, int]] = None
 
     def _load_tokenizer(self):
-        if self.tokenizer is None:
-            if not self.tokenizer_path:
-                raise ConfigError("no tokenizer: set model.init_args.policy.name_or_path or policy.tokenizer")
-            from rlhf_lightning.models.loading import load_tokenizer
-
-            self.tokenizer = load_tokenizer(self.tokenizer_path)
-        return self.tokenizer
+        return linked_tokenizer(self)
 
     def load_prompts(self, sources, role: str) -> list[dict]:
         """Read, validate, render and length-check every row of ``sources``."""

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from rlhf_lightning.data.spec import DataSource, SourcesArg, as_sources
 from rlhf_lightning.errors import ConfigError, DataError
+from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
 
 
 
@@ -69,13 +70,7 @@ class SFTDataModule(LightningDataModule):
 
     # -- loading ---------------------------------------------------------------------------------
     def _load_tokenizer(self):
-        if self.tokenizer is None:
-            if not self.tokenizer_path:
-                raise ConfigError("no tokenizer: set model.init_args.policy.name_or_path or policy.tokenizer")
-            from rlhf_lightning.models.loading import load_tokenizer
-
-            self.tokenizer = load_tokenizer(self.tokenizer_path)
-        return self.tokenizer
+        return linked_tokenizer(self)
 
     def _encode(self, sources: list[DataSource], role: str, *, holdout: float = 0.0):
         """Load, validate and tokenise every source; with ``holdout`` also return a validation part

@@ -62,12 +62,16 @@ def sft_config(root: Path, model_dir: Path, files: dict[str, Path], **overrides)
                           "max_length": 64, "batch_size": 4},
         },
     }
+    return write_config(root / "run.yaml", cfg, overrides)
+
+
+def write_config(path: Path, cfg: dict, overrides: dict) -> Path:
+    """Apply dotted ``overrides`` (``{"data.init_args.max_length": 8}``) to ``cfg`` and write it as YAML."""
     for dotted, value in overrides.items():
         node = cfg
         keys = dotted.split(".")
         for k in keys[:-1]:
             node = node.setdefault(k, {})
         node[keys[-1]] = value
-    path = root / "run.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     return path

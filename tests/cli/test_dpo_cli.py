@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from rlhf_lightning.cli import main
+from tests.cli.conftest import write_config
 
 PAIRS = [
     ("Explain gravity.", "Gravity pulls objects toward each other.", "Bonjour."),
@@ -56,15 +57,7 @@ def dpo_config(root: Path, model_dir: Path, files: dict, loss: dict | None = Non
                           "batch_size": 2, "pairwise_only": True},
         },
     }
-    for dotted, value in overrides.items():
-        node = cfg
-        keys = dotted.split(".")
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-        node[keys[-1]] = value
-    path = root / "dpo.yaml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    return path
+    return write_config(root / "dpo.yaml", cfg, overrides)
 
 
 def _metrics(root: Path) -> list[dict]:

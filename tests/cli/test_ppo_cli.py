@@ -7,9 +7,9 @@ import csv
 import json
 from pathlib import Path
 
-import yaml
 
 from rlhf_lightning.cli import main
+from tests.cli.conftest import write_config
 
 PROMPTS = ["Write a poem about spring.", "Explain gravity.", "Say hello.", "写一首关于春天的诗"]
 
@@ -47,15 +47,7 @@ def ppo_config(root: Path, model_dir: Path, prompts: Path, **overrides) -> Path:
             "init_args": {"train": str(prompts), "val": str(prompts), "max_prompt_length": 64, "batch_size": 2},
         },
     }
-    for dotted, value in overrides.items():
-        node = cfg
-        keys = dotted.split(".")
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-        node[keys[-1]] = value
-    path = root / "ppo.yaml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    return path
+    return write_config(root / "ppo.yaml", cfg, overrides)
 
 
 def prompt_file(tmp_path: Path) -> Path:

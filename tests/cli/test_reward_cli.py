@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rlhf_lightning.cli import main
+from tests.cli.conftest import write_config
 from tests.rewards.classifiers import build_tiny_classifier
 
 PROMPTS = ["Write a poem about spring.", "Explain gravity.", "请解释什么是人工智能", "Say hello.",
@@ -68,15 +68,7 @@ def rm_config(root: Path, model_dir: Path, files: dict, loss=None, **overrides) 
                           "batch_size": 4},
         },
     }
-    for dotted, value in overrides.items():
-        node = cfg
-        keys = dotted.split(".")
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-        node[keys[-1]] = value
-    path = root / "run.yaml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    return path
+    return write_config(root / "run.yaml", cfg, overrides)
 
 
 def _metrics(root: Path) -> list[dict]:
