@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from rlhf_lightning.data.spec import DataSource, SourcesArg, as_sources
 from rlhf_lightning.errors import ConfigError, DataError
+from rlhf_lightning.datamodules.splits import encode_train_val
 from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
 
 
@@ -92,13 +93,8 @@ class ComparisonDataModule(LightningDataModule):
             return
         if stage == "fit" and not self.train_sources:
             raise ConfigError("data.train is empty: give at least one comparison file or dataset id")
-        holdout = self.hparams.val_fraction if not self.val_sources else 0.0
-        if self.train_sources and holdout:
-            self.train_data, self.val_data = self._encode(self.train_sources, "train", holdout=holdout)
-        elif self.train_sources:
-            self.train_data = self._encode(self.train_sources, "train")
-        if self.val_sources:
-            self.val_data = self._encode(self.val_sources, "val")
+        self.train_data, self.val_data = encode_train_val(self._encode, self.train_sources, self.val_sources,
+                                                          self.hparams.val_fraction)
         if stage in ("validate", "test") and not self.val_data:
             raise DataError("no validation comparisons: set data.val or data.val_fraction")
 
