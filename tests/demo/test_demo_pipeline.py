@@ -101,3 +101,18 @@ def test_dpo_separates_held_out_pairs(workdir):
     print(f"DPO held-out reward accuracy {acc}, loss {loss}")
     assert acc[-1] >= 0.85 and loss[-1] < 0.5  # ln 2 = 0.693 at the start
     assert (out / "export/config.json").is_file()
+
+    # The reward model prefers the DPO policy's answers to held-out prompts over the SFT policy's.
+    from rlhf_lightning.rewards.model import ClassifierReward
+
+    reward = ClassifierReward(str(workdir / "runs/demo/reward/export"), batch_size=64)
+    means = {}
+    for name in ("sft", "dpo"):
+        pred = workdir / f"runs/demo/{name}_heldout.jsonl"
+        run(workdir, "predict", "--config", "configs/demo/sft.yaml", "--model.init_args.policy.name_or_path",
+            f"runs/demo/{name}/export", "--predictions.output", str(pred), "--trainer.callbacks", "[]")
+        rows = [json.loads(line) for line in pred.read_text(encoding="utf-8").splitlines()]
+        scores = reward([r["prompt"] for r in rows], [r["completion"] for r in rows])
+        means[name] = sum(scores) / len(scores)
+    print(f"reward-model score of held-out generations: {means}")
+    assert means["dpo"] > means["sft"], means
