@@ -116,3 +116,27 @@ def test_dpo_separates_held_out_pairs(workdir):
         means[name] = sum(scores) / len(scores)
     print(f"reward-model score of held-out generations: {means}")
     assert means["dpo"] > means["sft"], means
+
+
+def _baseline_and_run(workdir: Path, config: str, root: str) -> tuple[float, list[float], list[float]]:
+    """The SFT policy's held-out val/reward (``validate``), then ``fit`` and its val/reward, val/kl."""
+    run(workdir, "validate", "--config", config, "--trainer.default_root_dir", f"runs/demo/{root}_baseline",
+        "--trainer.callbacks", "[]")
+    baseline = scalars(workdir / f"runs/demo/{root}_baseline", "val/reward")[-1]
+    run(workdir, "fit", "--config", config)
+    out = workdir / f"runs/demo/{root}"
+    return baseline, scalars(out, "val/reward"), scalars(out, "val/kl")
+
+
+def test_grpo_raises_its_rule_reward(workdir):
+    baseline, rewards, kls = _baseline_and_run(workdir, "configs/demo/grpo.yaml", "grpo")
+    print(f"GRPO held-out rule reward: SFT {baseline:.3f} -> {rewards}, KL {kls}")
+    assert rewards[-1] > baseline + 0.05, (baseline, rewards)
+
+
+def test_ppo_raises_the_reward_model_score_with_bounded_kl(workdir):
+    baseline, rewards, kls = _baseline_and_run(workdir, "configs/demo/ppo.yaml", "ppo")
+    print(f"PPO held-out RM score: SFT {baseline:.3f} -> {rewards}, KL {kls}")
+    assert rewards[-1] > baseline + 0.05, (baseline, rewards)
+    assert max(kls) < 1.0, kls
+    assert (workdir / "runs/demo/ppo/export/config.json").is_file()
