@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from typing import Any, Optional
 
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
+
+from rlhf_lightning.data.jsonl import write_jsonl_atomic
 
 
 class JSONLPredictionWriter(BasePredictionWriter):
@@ -28,17 +28,6 @@ class JSONLPredictionWriter(BasePredictionWriter):
         path = self.output or os.path.join(trainer.default_root_dir, "predictions.jsonl")
         if trainer.world_size > 1:
             path = f"{path}.rank{trainer.global_rank}"
-        parent = os.path.dirname(os.path.abspath(path))
-        os.makedirs(parent, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".predictions-", dir=parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                for row in rows:
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_jsonl_atomic(path, rows)
         self.written = path
         rank_zero_info(f"Wrote {len(rows)} predictions to {path}")

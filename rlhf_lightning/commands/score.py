@@ -23,12 +23,11 @@ atomically: a partial run leaves no partial file.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from rlhf_lightning.data.jsonl import write_jsonl_atomic
 from rlhf_lightning.errors import ConfigError, DataError, PluginError
 
 RESERVED = ("rewards", "reward", "costs", "violations", "violated")
@@ -121,20 +120,6 @@ def score_rows(rows: list[dict[str, Any]], rewards: list[Any], constraints: list
             new["violated"] = any(new["violations"].values())
             out.append(new)
     return out
-
-
-def write_jsonl_atomic(path: str, rows: list[dict[str, Any]]) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def main(argv: list[str] | None = None) -> int:
