@@ -8,16 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CHATML_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-
-SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<|im_start|>", "<|im_end|>"]
-
 _CORPUS = [
     "Write a poem about spring. Spring wind brings flowers and birds sing in the trees.",
     "Explain gravity. Gravity pulls objects toward each other; the earth pulls the moon.",
@@ -30,32 +20,21 @@ _CORPUS = [
 
 
 def build_tokenizer(path: str | Path, *, vocab_size: int = 400, chat_template: bool = True) -> Path:
-    """Train a byte-level BPE on a few sentences and save it as a HF tokenizer folder at ``path``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    """Train a byte-level BPE on a few sentences and save it as a HF tokenizer folder at ``path``.
 
-    path = Path(path)
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
-    )
-    if chat_template:
-        fast.chat_template = CHATML_TEMPLATE
-    fast.save_pretrained(path)
+    The same trainer as the demo's tokenizer (ChatML template, pad/bos/eos/unk ids 0-3);
+    ``chat_template=False`` removes the template, for the plain prompt+completion paths.
+    """
+    from transformers import AutoTokenizer
+
+    from rlhf_lightning.demo.tokenizer import train_tokenizer
+
+    path = train_tokenizer(_CORPUS * 4, path, vocab_size=vocab_size)
+    if not chat_template:
+        tok = AutoTokenizer.from_pretrained(path)
+        tok.chat_template = None
+        (path / "chat_template.jinja").unlink(missing_ok=True)
+        tok.save_pretrained(path)
     return path
 
 
