@@ -10,11 +10,12 @@ from torch.utils.data import DataLoader
 
 from rlhf_lightning.data.spec import DataSource, SourcesArg, as_sources
 from rlhf_lightning.errors import ConfigError, DataError
+from rlhf_lightning.datamodules.resumable import ResumableSampler, ResumableTrainData
 from rlhf_lightning.datamodules.splits import encode_train_val
 from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
 
 
-class ComparisonDataModule(LightningDataModule):
+class ComparisonDataModule(ResumableTrainData, LightningDataModule):
     """Comparisons for :class:`RewardModelModule` and :class:`DPOModule`.
 
     Args:
@@ -28,6 +29,8 @@ class ComparisonDataModule(LightningDataModule):
         truncation: ``truncate`` / ``drop`` / ``error`` (a prompt that leaves no response token is
             always dropped and counted under ``truncate``).
         batch_size: comparisons per batch (each brings its K responses).
+        seed: seed of the validation split and of the training order (resumable mid-epoch, see
+            :mod:`~rlhf_lightning.datamodules.resumable`).
         pairwise_only: refuse formats with K != 2 (DPO).
     """
 
@@ -55,6 +58,8 @@ class ComparisonDataModule(LightningDataModule):
         self.tokenizer = None
         self.train_data = self.val_data = None
         self.stats: dict = {}
+        self.sampler: Optional[ResumableSampler] = None
+        self._resume: Optional[tuple[int, int]] = None
 
     def _load_tokenizer(self):
         return linked_tokenizer(self)
@@ -105,7 +110,10 @@ class ComparisonDataModule(LightningDataModule):
                           collate_fn=ComparisonCollator(self._load_tokenizer().pad_token_id))
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_data, True, self.hparams.batch_size)
+        from rlhf_lightning.data.comparison_batches import ComparisonCollator
+
+        return self.resumable_loader(self.train_data, shuffle=True, num_workers=self.hparams.num_workers,
+                                     collate_fn=ComparisonCollator(self._load_tokenizer().pad_token_id))
 
     def val_dataloader(self):
         if not self.val_data:

@@ -4,66 +4,27 @@ Each row becomes ``{"text": rendered prompt, "prompt": the raw user prompt, othe
 Reward and constraint plugins receive the raw ``prompt`` and the other columns (``reference``,
 ``topic`` …); generation continues from ``text`` (chat template + generation prompt).
 
-Exact resumption: the order of the prompts is a function of ``(seed, epoch)`` only
-(:class:`ResumableSampler`), and this data module's ``state_dict`` — which Lightning writes into
-every checkpoint — records the epoch and how many batches of it the trainer has processed, so a
-resumed run continues with the very next prompt batch.
+Exact resumption (also under data parallelism): see :mod:`rlhf_lightning.datamodules.resumable`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Literal, Optional
+from typing import Literal, Optional
 
-import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_warn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from rlhf_lightning.data.spec import SourcesArg, as_sources
 from rlhf_lightning.errors import ConfigError, DataError
+from rlhf_lightning.datamodules.resumable import ResumableSampler, ResumableTrainData
 from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
 
 #: columns the collator turns into tensors or that are not passed to plugins as a column
 RESERVED = ("text", "prompt", "messages", "input_ids", "attention_mask")
 
 
-class ResumableSampler(Sampler[int]):
-    """A (seeded, per-epoch) permutation of ``range(n)`` that can start mid-epoch.
-
-    The order of epoch ``e`` is ``randperm(n)`` from a generator seeded with ``seed + e`` (or
-    ``range(n)`` without shuffling), independent of any global random state. ``resume(epoch,
-    skip)`` makes the next iteration of that epoch start after its first ``skip`` indices.
-    """
-
-    def __init__(self, n: int, *, shuffle: bool = True, seed: int = 0) -> None:
-        self.n, self.shuffle, self.seed = n, shuffle, seed
-        self.epoch = 0
-        self._resume: Optional[tuple[int, int]] = None
-
-    def set_epoch(self, epoch: int) -> None:  # Lightning calls it at the start of every epoch
-        self.epoch = epoch
-
-    def resume(self, epoch: int, skip: int) -> None:
-        self._resume = (epoch, skip)
-
-    def order(self, epoch: int) -> list[int]:
-        if not self.shuffle:
-            return list(range(self.n))
-        gen = torch.Generator().manual_seed(self.seed + epoch)
-        return torch.randperm(self.n, generator=gen).tolist()
-
-    def __iter__(self) -> Iterator[int]:
-        order = self.order(self.epoch)
-        if self._resume is not None and self._resume[0] == self.epoch:
-            order = order[self._resume[1]:]
-            self._resume = None
-        return iter(order)
-
-    def __len__(self) -> int:
-        return self.n
-
-
-class PromptDataModule(LightningDataModule):
+class PromptDataModule(ResumableTrainData, LightningDataModule):
     """Prompt rows (``prompt`` string or ``messages`` ending with a user turn) for rollouts.
 
     Args:
@@ -171,34 +132,11 @@ class PromptDataModule(LightningDataModule):
         return PromptCollator(self._load_tokenizer(), self.hparams.max_prompt_length)
 
     def train_dataloader(self) -> DataLoader:
-        self.sampler = ResumableSampler(len(self.train_data), shuffle=self.hparams.shuffle, seed=self.hparams.seed)
-        if self._resume is not None:
-            self.sampler.resume(*self._resume)
-            self._resume = None
-        return DataLoader(self.train_data, batch_size=self.hparams.batch_size, sampler=self.sampler,
-                          collate_fn=self._collator(), num_workers=self.hparams.num_workers)
+        return self.resumable_loader(self.train_data, shuffle=self.hparams.shuffle, collate_fn=self._collator(),
+                                     num_workers=self.hparams.num_workers)
 
     def val_dataloader(self):
         if not self.val_data:
             return []
         return DataLoader(self.val_data, batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
                           shuffle=False, collate_fn=self._collator(), num_workers=self.hparams.num_workers)
-
-    # -- exact resumption ------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """The epoch and the prompts of it already used (written into every Lightning checkpoint)."""
-        trainer = getattr(self, "trainer", None)
-        if trainer is None or self.sampler is None:
-            return {}
-        # A checkpoint is written after the training step of the batch (on_train_batch_end or later),
-        # when the epoch loop has counted that batch as processed.
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        return {"epoch": trainer.current_epoch, "samples_done": done * self.hparams.batch_size,
-                "seed": self.hparams.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not state:
-            return
-        if state.get("seed", self.hparams.seed) != self.hparams.seed:
-            rank_zero_warn("data.seed differs from the checkpoint's: the prompt order will not be the same")
-        self._resume = (int(state["epoch"]), int(state["samples_done"]))

@@ -11,12 +11,12 @@ from torch.utils.data import DataLoader
 
 from rlhf_lightning.data.spec import DataSource, SourcesArg, as_sources
 from rlhf_lightning.errors import ConfigError, DataError
+from rlhf_lightning.datamodules.resumable import ResumableSampler, ResumableTrainData
 from rlhf_lightning.datamodules.splits import encode_train_val
 from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
 
 
-
-class SFTDataModule(LightningDataModule):
+class SFTDataModule(ResumableTrainData, LightningDataModule):
     """Training/validation data for :class:`~rlhf_lightning.modules.sft.SFTModule`.
 
     Args:
@@ -36,7 +36,8 @@ class SFTDataModule(LightningDataModule):
         batch_size, eval_batch_size: rows per batch (``eval_batch_size`` defaults to ``batch_size``).
         max_prompt_length: prompt budget for ``predict`` (the last tokens are kept).
         num_workers: DataLoader workers. num_proc: processes for tokenisation (``datasets.map``).
-        seed: seed for the validation split.
+        seed: seed of the validation split and of the training order (a function of seed and epoch,
+            so a resumed run continues mid-epoch; see :mod:`~rlhf_lightning.datamodules.resumable`).
     """
 
     def __init__(
@@ -68,6 +69,8 @@ class SFTDataModule(LightningDataModule):
         self.tokenizer = None
         self.train_data = self.val_data = self.predict_data = None
         self.stats: dict[str, Any] = {}
+        self.sampler: Optional[ResumableSampler] = None
+        self._resume: Optional[tuple[int, int]] = None
 
     # -- loading ---------------------------------------------------------------------------------
     def _load_tokenizer(self):
@@ -145,8 +148,8 @@ class SFTDataModule(LightningDataModule):
         return PackedCollator(pad) if self.hparams.packing else PaddingCollator(pad)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_data, batch_size=self.hparams.batch_size, shuffle=True,
-                          collate_fn=self._collator(), num_workers=self.hparams.num_workers)
+        return self.resumable_loader(self.train_data, shuffle=True, collate_fn=self._collator(),
+                                     num_workers=self.hparams.num_workers)
 
     def val_dataloader(self):
         if not self.val_data:
