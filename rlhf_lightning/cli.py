@@ -41,10 +41,13 @@ def build_cli_class():
     from lightning.pytorch.cli import LightningCLI
 
     from rlhf_lightning.callbacks.export import HFExport
+    from rlhf_lightning.callbacks.nonfinite import NonFiniteGuard
     from rlhf_lightning.callbacks.predictions import JSONLPredictionWriter
+    from rlhf_lightning.checkpoint_io import use_atomic_checkpoints
 
     class RLHFCLI(LightningCLI):
-        """LightningCLI with the project's links, export and prediction options."""
+        """LightningCLI with the project's links, export, prediction and non-finite-step options, and
+        atomic checkpoint files unless the run configures its own ``CheckpointIO``."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("subclass_mode_model", True)
@@ -56,8 +59,14 @@ def build_cli_class():
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_lightning_class_args(HFExport, "export")
             parser.add_lightning_class_args(JSONLPredictionWriter, "predictions")
+            parser.add_lightning_class_args(NonFiniteGuard, "nonfinite")
             # One source of truth: the data module tokenises with the model's tokenizer.
             parser.link_arguments("model", "data.init_args.tokenizer", compute_fn=_tokenizer_of, apply_on="parse")
+
+        def instantiate_trainer(self, **kwargs: Any):
+            trainer = super().instantiate_trainer(**kwargs)
+            use_atomic_checkpoints(trainer)
+            return trainer
 
     return RLHFCLI
 

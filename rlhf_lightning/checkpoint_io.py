@@ -1,0 +1,91 @@
+"""Checkpoint files written aside, flushed to disk and renamed into place.
+
+Lightning 2.6's ``TorchCheckpointIO`` serialises the whole checkpoint into memory and commits it
+through an fsspec transaction: the bytes go to a ``tempfile.mkstemp()`` file in the system
+temporary folder, then ``shutil.move`` puts it in place. That is an atomic rename only when the
+temporary folder and the checkpoint folder share a filesystem; across filesystems (a node-local
+``/tmp``, checkpoints on NFS or Lustre) ``shutil.move`` copies into the final path, so a kill during
+the copy leaves a truncated ``last.ckpt`` in place of the good one. Nothing is fsynced, and a kill
+leaves a checkpoint-sized orphan in ``/tmp``.
+
+:class:`AtomicCheckpointIO` writes beside the target in the same folder (``.last.ckpt.tmp-<pid>``),
+fsyncs it, ``os.replace``-s it over the target and fsyncs the folder, so the target is always
+either the previous complete checkpoint or the new complete one. Remote paths (``s3://`` …) keep
+Lightning's behaviour. The CLI installs it unless the run configures its own ``CheckpointIO``.
+
+Strategies that do not go through a ``CheckpointIO`` are not covered: ``ModelParallelStrategy``
+(FSDP2) with ``save_distributed_checkpoint=True`` (its default) writes a sharded folder in place,
+and DeepSpeed writes its own folder.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import Any, Optional
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
+from lightning.fabric.utilities.types import _PATH
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``TorchCheckpointIO`` whose local saves are atomic and durable (see the module docstring)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Optional[Any] = None) -> None:
+        if storage_options is not None or not _is_local_file_protocol(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        atomic_torch_save(checkpoint, os.fspath(path))
+
+
+def atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save(obj, path)`` so that ``path`` never holds a partial file."""
+    folder, name = os.path.split(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    for stale in glob.glob(os.path.join(folder, glob.escape(f".{name}.tmp-") + "*")):
+        _remove(stale)  # left by a process killed while saving this checkpoint
+    tmp = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)  # streamed: no second in-memory copy of the checkpoint
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def use_atomic_checkpoints(trainer) -> bool:
+    """Give ``trainer``'s strategy an :class:`AtomicCheckpointIO` unless the run chose a CheckpointIO
+    (in ``trainer.plugins`` or on the strategy). Returns whether it did."""
+    if trainer._accelerator_connector.checkpoint_io is not None:
+        return False
+    current = getattr(trainer.strategy, "_checkpoint_io", None)
+    if current is not None and type(current) is not TorchCheckpointIO:
+        return False
+    trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+    return True
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

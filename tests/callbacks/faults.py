@@ -1,0 +1,81 @@
+"""Fault injection for tests, named by ``class_path`` in run configs: a SIGKILL after a checkpoint or
+in the middle of writing one, and a non-finite forward pass at a chosen step.
+
+The console script cannot import ``tests`` from its own folder: run it with ``PYTHONPATH`` = repo root.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback
+
+
+def _kill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KillAfterStep(Callback):
+    """SIGKILL this process when the batch after optimizer step ``step`` starts, i.e. right after the
+    checkpoints of step ``step`` were written (ModelCheckpoint runs at the end of the step's batch)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self.step:
+            _kill_self()
+
+
+class _KillWhenPickledBeside:
+    """Pickling it (``torch.save``) kills the process if the temporary file of ``target`` exists,
+    i.e. while the atomic writer is writing ``target`` aside; elsewhere it pickles as ``None``."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        folder, name = os.path.split(self.target)
+        if any(p.name.startswith(f".{name}.tmp-") for p in Path(folder).iterdir()):
+            _kill_self()
+        return (type(None), ())
+
+
+class KillDuringSave(Callback):
+    """SIGKILL this process in the middle of writing ``last.ckpt`` for optimizer step ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if trainer.global_step == self.step:
+            checkpoint["zz_kill"] = _KillWhenPickledBeside(os.path.join(trainer.checkpoint_callback.dirpath,
+                                                                         "last.ckpt"))
+
+
+class NaNAtStep(Callback):
+    """Make the first embedding layer output NaN, in forward passes with gradients enabled, for the
+    one optimizer step ``step`` (the training forward of SFT/RM/DPO, the first minibatch of PPO's
+    update; PPO's rollout runs without gradients and stays finite)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self._handle = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self.step and self._handle is None:
+            embedding = next(m for m in pl_module.modules() if isinstance(m, torch.nn.Embedding))
+            self._handle = embedding.register_forward_hook(_nan_output)
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        if self._handle is not None:  # this step's forward passes have run
+            self._handle.remove()
+            self._handle = None
+
+
+def _nan_output(module, args, output):
+    return output * float("nan") if torch.is_grad_enabled() else None
