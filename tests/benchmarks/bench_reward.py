@@ -19,66 +19,24 @@ of the last step (data loading, forward, backward, clipping, optimizer, logging 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.benchmarks.meter import Meter, environment, worker_env  # noqa: E402
+
 THREADS = 2
 DATA = REPO / "configs/demo/data/preference_train.jsonl"
 TOKENIZER = REPO / "configs/demo/tokenizer"
 SHAPE = dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4,
              num_key_value_heads=4)  # the demo model (configs/demo/pretrain.yaml)
-
-
-class Meter:
-    """Stamps the end of every optimizer step and counts pairs; writes the result as JSON."""
-
-    def __init__(self, pairs_per_step: int, warmup: int, out: str):
-        self.pairs_per_step, self.warmup, self.out = pairs_per_step, warmup, out
-        self.stamps: list[float] = []
-
-    def step_end(self) -> None:
-        self.stamps.append(time.perf_counter())
-
-    def finish(self) -> None:
-        n = len(self.stamps) - self.warmup
-        dt = self.stamps[-1] - self.stamps[self.warmup - 1]
-        result = dict(steps_measured=n, seconds=dt, pairs=n * self.pairs_per_step,
-                      pairs_per_sec=n * self.pairs_per_step / dt,
-                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        Path(self.out).write_text(json.dumps(result, indent=1))
-
-
-def __getattr__(name: str):
-    """``LightningStepMeter`` is built on first access so the TRL worker never imports Lightning."""
-    if name != "LightningStepMeter":
-        raise AttributeError(name)
-    from lightning.pytorch.callbacks import Callback
-
-    class LightningStepMeter(Callback):
-        def __init__(self, out: str, pairs_per_step: int, warmup: int):
-            self.meter = Meter(pairs_per_step, warmup, out)
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            self.meter.step_end()
-
-        def on_train_end(self, trainer, pl_module):
-            self.meter.finish()
-
-    LightningStepMeter.__module__ = __name__
-    globals()[name] = LightningStepMeter
-    return LightningStepMeter
 
 
 def run_ours(a) -> None:
@@ -94,8 +52,8 @@ def run_ours(a) -> None:
             "default_root_dir": str(work), "enable_progress_bar": False, "enable_model_summary": False,
             "enable_checkpointing": False, "log_every_n_steps": 10, "gradient_clip_val": 1.0, "limit_val_batches": 0,
             "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(work)}},
-            "callbacks": [{"class_path": "tests.benchmarks.bench_reward.LightningStepMeter",
-                           "init_args": {"out": a.out, "pairs_per_step": a.batch_size, "warmup": a.warmup}}],
+            "callbacks": [{"class_path": "tests.benchmarks.meter.LightningStepMeter",
+                           "init_args": {"out": a.out, "units_per_step": a.batch_size, "warmup": a.warmup}}],
         },
         "model": {"class_path": "rlhf_lightning.modules.reward.RewardModelModule", "init_args": {
             "backbone": {"name_or_path": a.model_dir, "dtype": "float32", "attn_implementation": "sdpa"},
@@ -126,11 +84,14 @@ def run_trl(a) -> None:
     tokenizer = AutoTokenizer.from_pretrained(a.model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(a.model_dir, num_labels=1, dtype=torch.float32,
                                                                attn_implementation="sdpa")
-    meter = Meter(a.batch_size, a.warmup, a.out)
+    meter = Meter(a.warmup, a.out)
 
     class StepCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            meter.attach(model)
+
         def on_step_end(self, args, state, control, **kw):
-            meter.step_end()
+            meter.step_end(a.batch_size)
 
     config = RewardConfig(
         output_dir=str(Path(a.work) / "trl"), max_steps=a.warmup + a.steps, per_device_train_batch_size=a.batch_size,
@@ -159,24 +120,6 @@ def prepare_model(work: Path) -> Path:
     return out
 
 
-def environment() -> dict:
-    import lightning
-    import torch
-    import transformers
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    try:
-        import trl
-
-        trl_version = trl.__version__
-    except ImportError:
-        trl_version = None
-    return dict(date=datetime.datetime.now().isoformat(timespec="seconds"), cpu=cpu, cpu_count=os.cpu_count(),
-                torch_threads=THREADS, torch=torch.__version__, lightning=lightning.__version__,
-                transformers=transformers.__version__, trl=trl_version)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=30)
@@ -198,7 +141,7 @@ def main(argv=None) -> int:
     if a.quick:
         a.steps, a.warmup = 6, 2
 
-    env = environment()
+    env = environment(THREADS)
     print("environment:", json.dumps(env))
     work = Path(tempfile.mkdtemp(prefix="bench_reward_"))
     model_dir = prepare_model(work)
@@ -209,15 +152,14 @@ def main(argv=None) -> int:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", fw, "--work", str(run_dir), "--out", str(out),
                "--model-dir", str(model_dir), "--steps", str(a.steps), "--warmup", str(a.warmup),
                "--batch-size", str(a.batch_size), "--max-length", str(a.max_length)]
-        env_vars = dict(os.environ, OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS),
-                        TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-                        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+        env_vars = worker_env(THREADS, REPO)
         load = os.getloadavg()[0]
         proc = subprocess.run(cmd, cwd=REPO, env=env_vars, capture_output=True, text=True)
         if proc.returncode or not out.is_file():
             print(f"{fw}: FAILED (exit {proc.returncode})\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
             continue
         res = json.loads(out.read_text())
+        res["pairs"], res["pairs_per_sec"] = res["units"], res["units_per_sec"]
         res["loadavg_1min_before"] = load
         results[fw] = res
         print(f"{fw}: {res['pairs_per_sec']:.1f} pairs/s, peak RSS {res['peak_rss_mb']:.0f} MB, "

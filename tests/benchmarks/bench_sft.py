@@ -25,13 +25,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime
 import json
 import os
-import platform
 import random
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +37,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from tests.benchmarks.meter import Meter, environment, worker_env  # noqa: E402
 
 THREADS = 2
 MODELS = {  # Llama shapes; vocab = the tokenizer's (2048 for the demo tokenizer)
@@ -53,83 +51,7 @@ MIN_VOCAB = 2048
 
 
 # ----------------------------------------------------------------------------------------- measurement
-class Meter:
-    """Counts the tokens of every model forward (pre-hook) and stamps the end of every optimizer step."""
-
-    def __init__(self, pad_token_id: int, warmup: int, out: str, profile: str | None = None):
-        self.pad, self.warmup, self.out, self.profile = pad_token_id, warmup, out, profile
-        self.cum = dict(tokens=0, slots=0, seqs=0, forwards=0)
-        self.steps: list[dict] = []
-        self.info: dict = {}
-        self._prof = None
-
-    def attach(self, model) -> None:
-        import torch
-
-        model.register_forward_pre_hook(self._hook, with_kwargs=True)
-        self.info["torch_threads"] = torch.get_num_threads()
-        self.info["model_parameters"] = sum(p.numel() for p in model.parameters())
-        self.info["attn_implementation"] = getattr(model.config, "_attn_implementation", None)
-        self.info["rss_at_train_start_mb"] = _rss_now_mb()
-        self.t0, self.cpu0 = time.perf_counter(), time.process_time()
-
-    def _hook(self, module, args, kwargs):
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        real = ids != self.pad
-        self.cum["tokens"] += int(real.sum())
-        self.cum["slots"] += ids.numel()
-        pos = kwargs.get("position_ids")
-        self.cum["seqs"] += int(((pos == 0) & real).sum()) if pos is not None else ids.shape[0]
-        self.cum["forwards"] += 1
-        mask = kwargs.get("attention_mask")
-        if mask is not None and mask.dim() == 2 and int(mask.sum()) != int(real.sum()):
-            self.info["mask_mismatch"] = True  # a pad id inside real text would make the count wrong
-
-    def step_end(self) -> None:
-        self.steps.append(dict(t=time.perf_counter(), cpu=time.process_time(), **self.cum))
-        if self.profile and len(self.steps) == self.warmup:
-            import torch
-
-            self._prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
-            self._prof.__enter__()
-
-    def finish(self, extra: dict | None = None) -> None:
-        if self._prof is not None:
-            self._prof.__exit__(None, None, None)
-            table = self._prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=45)
-            Path(self.profile).write_text(table)
-        first = self.steps[self.warmup - 1] if self.warmup else dict(t=self.t0, cpu=self.cpu0, tokens=0, slots=0, seqs=0,
-                                                                    forwards=0)
-        last = self.steps[-1]
-        n, dt = len(self.steps) - self.warmup, last["t"] - first["t"]
-        times = [b["t"] - a["t"] for a, b in zip(self.steps[self.warmup - 1:], self.steps[self.warmup:])] \
-            if self.warmup else []
-        result = dict(self.info, steps_total=len(self.steps), steps_measured=n, seconds=dt,
-                      tokens=last["tokens"] - first["tokens"], slots=last["slots"] - first["slots"],
-                      sequences=last["seqs"] - first["seqs"], forwards=last["forwards"] - first["forwards"],
-                      median_step_s=statistics.median(times) if times else None, **(extra or {}))
-        result["tokens_per_sec"] = result["tokens"] / dt if dt > 0 else float("nan")
-        # CPU seconds (all threads) of the measured steps: less sensitive than wall time to other processes
-        # competing for the cores; with 2 threads and no competition, tokens/s ~ 2 x tokens per CPU second.
-        result["cpu_seconds"] = last["cpu"] - first["cpu"]
-        result["tokens_per_cpu_sec"] = result["tokens"] / result["cpu_seconds"] if result["cpu_seconds"] > 0 else None
-        Path(self.out).write_text(json.dumps(result, indent=1))
-
-
-def _rss_now_mb() -> float | None:
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
-    except ImportError:
-        return None
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-
-
-def _stats(rows) -> dict:
+def dataset_stats(rows) -> dict:
     """Examples, tokens and target tokens of an encoded (optionally packed) training set."""
     ex = tok = tgt = 0
     for row in rows:
@@ -141,31 +63,6 @@ def _stats(rows) -> dict:
             start += n
         ex, tok = ex + len(lengths), tok + len(ids)
     return dict(dataset_examples=ex, dataset_tokens=tok, dataset_target_tokens=tgt, dataset_rows=len(rows))
-
-
-def __getattr__(name: str):
-    """``LightningStepMeter`` is built on first access so the TRL worker never imports Lightning."""
-    if name != "LightningStepMeter":
-        raise AttributeError(name)
-    from lightning.pytorch.callbacks import Callback
-
-    class LightningStepMeter(Callback):
-        def __init__(self, out: str, pad_token_id: int, warmup: int, profile: str | None = None):
-            self.meter = Meter(pad_token_id, warmup, out, profile)
-
-        def on_train_start(self, trainer, pl_module):
-            self.meter.attach(pl_module.model)
-            self.meter.info.update(_stats(trainer.datamodule.train_data))
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            self.meter.step_end()
-
-        def on_train_end(self, trainer, pl_module):
-            self.meter.finish()
-
-    LightningStepMeter.__module__ = __name__
-    globals()[name] = LightningStepMeter
-    return LightningStepMeter
 
 
 # ----------------------------------------------------------------------------------------- workers
@@ -183,8 +80,9 @@ def run_ours(a) -> None:
             "default_root_dir": str(work), "enable_progress_bar": False, "enable_model_summary": False,
             "enable_checkpointing": False, "log_every_n_steps": 10, "gradient_clip_val": 1.0,
             "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(work)}},
-            "callbacks": [{"class_path": "tests.benchmarks.bench_sft.LightningStepMeter",
+            "callbacks": [{"class_path": "tests.benchmarks.meter.LightningStepMeter",
                            "init_args": {"out": a.out, "pad_token_id": a.pad_id, "warmup": a.warmup,
+                                         "dataset_stats": "tests.benchmarks.bench_sft.dataset_stats",
                                          "profile": a.profile}}],
         },
         "model": {"class_path": "rlhf_lightning.modules.sft.SFTModule", "init_args": {
@@ -213,11 +111,11 @@ def run_trl(a) -> None:
                  "completion": [{"role": "assistant", "content": r["response"]}]} for r in csv.DictReader(f)]
     tokenizer = AutoTokenizer.from_pretrained(a.model_dir)
     model = AutoModelForCausalLM.from_pretrained(a.model_dir, dtype=torch.float32, attn_implementation="sdpa")
-    meter = Meter(a.pad_id, a.warmup, a.out, a.profile)
+    meter = Meter(a.warmup, a.out, a.profile)
 
     class StepCallback(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kw):
-            meter.attach(model)
+            meter.attach(model, a.pad_id)
 
         def on_step_end(self, args, state, control, **kw):
             meter.step_end()
@@ -232,7 +130,7 @@ def run_trl(a) -> None:
     )
     trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=[StepCallback()])
-    meter.info.update(_stats(trainer.train_dataset))
+    meter.info.update(dataset_stats(trainer.train_dataset))
     meter.info["padding_free"] = bool(getattr(trainer, "padding_free", False))
     trainer.train()
     meter.finish()
@@ -243,9 +141,6 @@ def worker(a) -> None:
 
     torch.set_num_threads(THREADS)
     (run_ours if a.worker == "ours" else run_trl)(a)
-    result = json.loads(Path(a.out).read_text())
-    result["peak_rss_mb"] = _peak_rss_mb()
-    Path(a.out).write_text(json.dumps(result, indent=1))
 
 
 # ----------------------------------------------------------------------------------------- preparation
@@ -305,25 +200,6 @@ def prepare_model(work: Path, name: str, tokenizer_dir: Path) -> tuple[Path, int
     return out, sum(p.numel() for p in model.parameters()), tok.pad_token_id
 
 
-def environment() -> dict:
-    import lightning
-    import torch
-    import transformers
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    try:
-        import trl
-
-        trl_version = trl.__version__
-    except ImportError:
-        trl_version = None
-    return dict(date=datetime.datetime.now().isoformat(timespec="seconds"), cpu=cpu, cpu_count=os.cpu_count(),
-                torch_threads=THREADS, python=platform.python_version(), torch=torch.__version__,
-                lightning=lightning.__version__, transformers=transformers.__version__, trl=trl_version,
-                mkldnn=torch.backends.mkldnn.is_available())
-
-
 # ----------------------------------------------------------------------------------------- driver
 def _fmt(x, spec):
     return format(x, spec) if isinstance(x, (int, float)) else "-"
@@ -342,9 +218,7 @@ def _run_one(a, work: Path, fw: str, r: int, model_name: str, model_dir: Path, p
     if a.profile:
         Path(a.profile).mkdir(parents=True, exist_ok=True)
         cmd += ["--profile", str(Path(a.profile).resolve() / f"{tag}.txt")]
-    env_vars = dict(os.environ, OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS),
-                    TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-                    PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env_vars = worker_env(THREADS, REPO)
     load, started = os.getloadavg()[0], time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env_vars, capture_output=True, text=True)
     if proc.returncode or not out.is_file():
@@ -393,7 +267,7 @@ def main(argv=None) -> int:
     if a.quick:
         a.steps, a.warmup, a.models = 4, 1, "demo"
 
-    env = environment()
+    env = environment(THREADS)
     print("environment:", json.dumps(env))
     work = Path(tempfile.mkdtemp(prefix="bench_sft_"))
     tok_dir, data, data_desc = prepare_data(work, a.data)
