@@ -14,9 +14,14 @@ import torch
 
 @dataclass
 class GenerationSpec:
-    """Sampling options (``do_sample=False`` is greedy decoding)."""
+    """Sampling options (``do_sample=False`` is greedy decoding).
+
+    ``min_new_tokens``: stop tokens are suppressed until a completion has this many tokens
+    (0: off); ``min_new_tokens = max_new_tokens`` gives fixed-length completions (benchmarks).
+    """
 
     max_new_tokens: int = 64
+    min_new_tokens: int = 0
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
@@ -39,6 +44,8 @@ class GenerationSpec:
             kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
         else:  # silence transformers' warnings about sampling knobs that greedy decoding ignores
             kwargs.update(temperature=None, top_p=None, top_k=None)
+        if self.min_new_tokens:
+            kwargs.update(min_new_tokens=self.min_new_tokens)
         if self.stop_strings:
             kwargs.update(stop_strings=list(self.stop_strings), tokenizer=tokenizer)
         return kwargs
