@@ -8,6 +8,8 @@ from typing import Optional
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
+from rlhf_lightning.models.sharding import is_sharded
+
 
 class HFExport(Callback):
     """After training, write the stage's model as a Hugging Face folder (see ``export_hf``).
@@ -36,7 +38,9 @@ class HFExport(Callback):
         if trainer.interrupted:  # a Ctrl-C / killed run keeps the previous export
             return
         out = self.resolve_dir(trainer)
-        if trainer.is_global_zero:
-            self.written = pl_module.export_hf(out, merge_lora=self.merge_lora)
-            rank_zero_info(f"Exported Hugging Face model to {self.written}")
+        if trainer.is_global_zero or is_sharded(pl_module):  # a sharded model is gathered by every rank
+            written = pl_module.export_hf(out, merge_lora=self.merge_lora)
+            if trainer.is_global_zero:
+                self.written = written
+                rank_zero_info(f"Exported Hugging Face model to {self.written}")
         trainer.strategy.barrier("hf_export")

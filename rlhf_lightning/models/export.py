@@ -93,7 +93,7 @@ def _full_precision_merge(model: Any, tokenizer: Any, base_spec: Optional[ModelS
 
 
 def export_pretrained(model: Any, tokenizer: Any, out_dir: Union[str, Path], *, merge_lora: bool = False,
-                      base_spec: Optional[ModelSpec] = None) -> Path:
+                      base_spec: Optional[ModelSpec] = None, state_dict: Optional[dict] = None) -> Path:
     """Write ``model`` (and ``tokenizer``, with its chat template) as a Hugging Face folder; return it.
 
     * plain model: safetensors weights, ``config.json``, ``generation_config.json`` if it has one;
@@ -102,6 +102,9 @@ def export_pretrained(model: Any, tokenizer: Any, out_dir: Union[str, Path], *, 
     * LoRA model, ``merge_lora=True``: a plain full model at ``out_dir`` (no peft needed to load it)
       and the adapter under ``out_dir/adapter/``. The training model is not modified (a copy is
       merged); a 4-bit base is re-loaded in full precision from ``base_spec`` and merged into.
+
+    ``state_dict`` replaces the model's own tensors (the gathered weights of a sharded model, see
+    :func:`rlhf_lightning.models.sharding.full_state_dict`).
     """
     out_dir = Path(out_dir)
     lora = has_adapter(model)
@@ -117,7 +120,7 @@ def export_pretrained(model: Any, tokenizer: Any, out_dir: Union[str, Path], *, 
             del merged
             model.save_pretrained(tmp / ADAPTER_SUBDIR)
         else:
-            model.save_pretrained(tmp)
+            model.save_pretrained(tmp, state_dict=state_dict)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
     return out_dir.expanduser().absolute()

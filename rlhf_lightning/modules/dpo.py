@@ -287,6 +287,6 @@ class DPOModule(LightningModule):
         return configure_stage_optimizers(self, self.optimizer_fn, self.scheduler_fn)
 
     # -- export ----------------------------------------------------------------------------------
-    def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> str:
+    def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> Optional[str]:
         """Write the policy as a Hugging Face folder (weights, config, tokenizer) atomically."""
         return export_stage_model(self, dirpath, merge_lora=merge_lora)

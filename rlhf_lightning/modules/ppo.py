@@ -428,7 +428,7 @@ class PPOModule(LightningModule):
         self._pending_rng = state["rng"]  # applied at the next training step, after loaders are built
 
     # -- export ----------------------------------------------------------------------------------
-    def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> str:
+    def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> Optional[str]:
         """Write the policy (not the critic) as a Hugging Face folder."""
         return export_stage_model(self, dirpath, merge_lora=merge_lora)
 

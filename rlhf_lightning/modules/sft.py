@@ -2,7 +2,9 @@
 
 The labels come from the data module: completion tokens only by default, every token with
 ``loss_on: all`` (pre-training). The loss is the token mean of next-token cross-entropy over the
-batch's target tokens.
+target tokens of the whole optimizer step — all processes and accumulated micro-batches together
+(:class:`~rlhf_lightning.modules.token_mean.GlobalTokenMean`), so the update does not depend on how
+the global batch is split.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from rlhf_lightning.data.packing import block_causal_mask
 from rlhf_lightning.losses.language_model import IGNORE_INDEX, token_nll
 from rlhf_lightning.models.spec import ModelSpec
 from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model
+from rlhf_lightning.modules.token_mean import GlobalTokenMean
 from rlhf_lightning.optim.schedules import default_optimizer
 from rlhf_lightning.rollout.generation import GenerationSpec, generate
 
@@ -51,6 +54,7 @@ class SFTModule(LightningModule):
         self.model = None
         self.tokenizer = None
         self.val_perplexity = Perplexity(ignore_index=IGNORE_INDEX)
+        self.token_mean = GlobalTokenMean()
         self._step_started: Optional[float] = None
 
     # -- model -----------------------------------------------------------------------------------
@@ -89,7 +93,14 @@ class SFTModule(LightningModule):
         bs = batch["input_ids"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         self.log("train/target_tokens", n_tokens.float(), reduce_fx="sum", batch_size=bs)
-        return loss
+        if not GlobalTokenMean.applies(self.trainer):
+            return loss
+        self.token_mean.count(n_tokens)  # the step's gradient becomes the token mean over all ranks and micro-batches
+        return nll_sum
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if GlobalTokenMean.applies(self.trainer):
+            self.token_mean.rescale(self, optimizer)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self._step_started = time.perf_counter()
@@ -129,6 +140,6 @@ class SFTModule(LightningModule):
         return rows
 
     # -- export ----------------------------------------------------------------------------------
-    def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> str:
+    def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> Optional[str]:
         """Write a Hugging Face folder (weights, config, tokenizer, chat template) atomically."""
         return export_stage_model(self, dirpath, merge_lora=merge_lora)

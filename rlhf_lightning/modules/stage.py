@@ -32,11 +32,29 @@ def configure_stage_optimizers(module, optimizer_fn: Callable, scheduler_fn: Opt
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def export_stage_model(module, dirpath: str | Path, *, merge_lora: bool = False, model=None) -> str:
-    """Export ``module.model`` (or ``model``) and ``module.tokenizer`` as a Hugging Face folder."""
-    from rlhf_lightning.models.export import export_pretrained
+def export_stage_model(module, dirpath: str | Path, *, merge_lora: bool = False, model=None,
+                       base_spec: Optional[ModelSpec] = None) -> Optional[str]:
+    """Export ``module.model`` (or ``model``) and ``module.tokenizer`` as a Hugging Face folder
+    (``base_spec``, default the module's ``policy_spec``: where a 4-bit base is re-loaded to merge).
 
-    spec = getattr(module, "policy_spec", None)
-    out = export_pretrained(model if model is not None else module.model, module.tokenizer, dirpath,
-                            merge_lora=merge_lora, base_spec=spec)
+    A sharded (FSDP2) model is gathered first: call this on every rank then; rank 0 writes and
+    returns the folder, the other ranks return None.
+    """
+    from rlhf_lightning.errors import ExportError
+    from rlhf_lightning.models.export import export_pretrained
+    from rlhf_lightning.models.lora import has_adapter
+    from rlhf_lightning.models.sharding import full_state_dict, is_sharded
+
+    model = model if model is not None else module.model
+    state_dict = None
+    if is_sharded(model):
+        if merge_lora and has_adapter(model):
+            raise ExportError("export.merge_lora is not supported for a model sharded with FSDP: export the "
+                              "adapter (merge_lora: false), or merge from the checkpoint with `rlhf-lightning export`")
+        state_dict = full_state_dict(model)  # a collective: every rank takes part
+        if module.trainer.global_rank != 0:
+            return None
+    spec = base_spec if base_spec is not None else getattr(module, "policy_spec", None)
+    out = export_pretrained(model, module.tokenizer, dirpath, merge_lora=merge_lora, base_spec=spec,
+                            state_dict=state_dict)
     return str(out)

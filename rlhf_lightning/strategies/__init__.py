@@ -1,0 +1,1 @@
+"""Lightning strategies with this package's policies built in (see ``configs/strategies/``)."""

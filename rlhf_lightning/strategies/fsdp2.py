@@ -1,0 +1,72 @@
+"""Fully sharded data parallel (FSDP2) for any stage, with no sharding code in the stage.
+
+Lightning's :class:`~lightning.pytorch.strategies.ModelParallelStrategy` leaves the call to
+``fully_shard`` to each LightningModule's ``configure_model``; this subclass applies
+:func:`rlhf_lightning.models.sharding.shard_stage` itself, right after ``configure_model``, and makes
+the whole world one data-parallel group unless told otherwise. It runs on CPU (gloo) as on GPUs
+(NCCL); ``strategy: fsdp`` is refused by Lightning on CPU, this is not.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal, Optional, Union
+
+from lightning.pytorch.strategies import ModelParallelStrategy
+from lightning.pytorch.utilities import rank_zero_info
+from torch.distributed.constants import default_pg_timeout
+
+from rlhf_lightning.errors import ConfigError
+
+
+class FSDP2Strategy(ModelParallelStrategy):
+    """FSDP2 over all processes (``fully_shard`` per transformer block + per model).
+
+    Args:
+        data_parallel_size: processes per data-parallel (sharding) group; ``auto`` = the world size
+            divided by ``tensor_parallel_size``.
+        tensor_parallel_size: kept at 1: tensor parallel plans are model specific and not applied here.
+        reshard_after_forward: free the gathered weights after each block's forward (ZeRO-3-like
+            memory); ``False`` keeps them until backward (ZeRO-2-like: less communication).
+        cpu_offload: keep sharded parameters, gradients and optimizer state in CPU memory (GPU only).
+        save_distributed_checkpoint: each rank writes its shard (a checkpoint folder); ``False``
+            gathers a single full file on rank 0.
+    """
+
+    def __init__(
+        self,
+        data_parallel_size: Union[Literal["auto"], int] = "auto",
+        tensor_parallel_size: int = 1,
+        reshard_after_forward: bool = True,
+        cpu_offload: bool = False,
+        save_distributed_checkpoint: bool = True,
+        process_group_backend: Optional[str] = None,
+        timeout: Optional[timedelta] = default_pg_timeout,
+    ) -> None:
+        if tensor_parallel_size != 1:
+            raise ConfigError("trainer.strategy.tensor_parallel_size: only 1 is supported (pure FSDP)")
+        super().__init__(data_parallel_size=data_parallel_size, tensor_parallel_size=1,
+                         save_distributed_checkpoint=save_distributed_checkpoint,
+                         process_group_backend=process_group_backend, timeout=timeout)
+        self.reshard_after_forward = reshard_after_forward
+        self.cpu_offload = cpu_offload
+
+    def _setup_distributed(self) -> None:
+        super()._setup_distributed()
+        if self._data_parallel_size == "auto":
+            self._data_parallel_size = self.world_size
+        if self._data_parallel_size != self.world_size:
+            raise ConfigError(f"trainer.strategy.data_parallel_size={self._data_parallel_size} but there are "
+                              f"{self.world_size} processes (devices x num_nodes)")
+
+    def setup(self, trainer) -> None:
+        from torch.distributed.fsdp import CPUOffloadPolicy
+
+        from rlhf_lightning.models.sharding import shard_stage
+
+        mesh = self.device_mesh["data_parallel"]
+        offload = CPUOffloadPolicy() if self.cpu_offload else None
+        names = shard_stage(self.lightning_module, mesh, reshard_after_forward=self.reshard_after_forward,
+                            offload_policy=offload)
+        rank_zero_info(f"FSDP2: sharded {', '.join(names) or 'nothing'} over {self.world_size} processes")
+        super().setup(trainer)
