@@ -26,6 +26,8 @@ from typing import Any, Optional
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.fabric.utilities.types import _PATH
 
@@ -68,6 +70,23 @@ def use_atomic_checkpoints(trainer) -> bool:
         return False
     trainer.strategy.checkpoint_io = AtomicCheckpointIO()
     return True
+
+
+class NoResaveOnResume(Callback):
+    """After ``--ckpt_path``, keep ModelCheckpoint from saving the step it was resumed from again.
+
+    Lightning 2.6 does not checkpoint ModelCheckpoint's "step last saved", so a run resumed at step
+    ``s`` with ``every_n_train_steps`` dividing ``s`` saves again at the end of its first batch. With
+    gradient accumulation that batch is inside an accumulation window, and the new ``last.ckpt``
+    (whose accumulated gradient is not stored) replaces the exact one it was resumed from.
+    """
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.ckpt_path is None:
+            return
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint):
+                callback._last_global_step_saved = trainer.global_step
 
 
 def _remove(path: str) -> None:

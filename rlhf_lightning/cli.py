@@ -43,7 +43,7 @@ def build_cli_class():
     from rlhf_lightning.callbacks.export import HFExport
     from rlhf_lightning.callbacks.nonfinite import NonFiniteGuard
     from rlhf_lightning.callbacks.predictions import JSONLPredictionWriter
-    from rlhf_lightning.checkpoint_io import use_atomic_checkpoints
+    from rlhf_lightning.checkpoint_io import NoResaveOnResume, use_atomic_checkpoints
 
     class RLHFCLI(LightningCLI):
         """LightningCLI with the project's links, export, prediction and non-finite-step options, and
@@ -66,6 +66,7 @@ def build_cli_class():
         def instantiate_trainer(self, **kwargs: Any):
             trainer = super().instantiate_trainer(**kwargs)
             use_atomic_checkpoints(trainer)
+            trainer.callbacks.append(NoResaveOnResume())
             return trainer
 
     return RLHFCLI

@@ -8,10 +8,11 @@ import os
 import pytest
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.plugins.io import AsyncCheckpointIO
 
-from rlhf_lightning.checkpoint_io import AtomicCheckpointIO, atomic_torch_save, use_atomic_checkpoints
+from rlhf_lightning.checkpoint_io import (AtomicCheckpointIO, NoResaveOnResume, atomic_torch_save,
+                                         use_atomic_checkpoints)
 
 
 class Boom:
@@ -54,3 +55,35 @@ def test_installed_unless_the_run_chose_a_checkpoint_io():
     assert not use_atomic_checkpoints(own) and type(own.strategy.checkpoint_io) is TorchCheckpointIO
     wrapped = _trainer(plugins=[AsyncCheckpointIO()])
     assert not use_atomic_checkpoints(wrapped) and isinstance(wrapped.strategy.checkpoint_io, AsyncCheckpointIO)
+
+
+class _Saves(Callback):
+    def __init__(self):
+        self.steps = []
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        self.steps.append(trainer.global_step)
+
+
+def test_resumed_run_does_not_save_its_resume_step_again_mid_accumulation(tmp_path):
+    """Resumed at step 2 with 2 batches per step: without the callback Lightning saves step 2 again
+    after the first (mid-window) batch, replacing the exact checkpoint with an inexact one."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader
+
+    from tests.callbacks.test_nonfinite import Regression
+
+    data = DataLoader([torch.randn(2, 3) for _ in range(8)], batch_size=None)
+
+    def fit(max_steps, callbacks, ckpt_path=None):
+        saves = _Saves()
+        trainer = _trainer(max_steps=max_steps, accumulate_grad_batches=2, enable_model_summary=False,
+                           callbacks=[ModelCheckpoint(tmp_path, save_last=True, every_n_train_steps=2), saves,
+                                      *callbacks])
+        trainer.fit(Regression(), data, ckpt_path=ckpt_path)
+        return saves.steps
+
+    assert fit(2, []) == [2, 2]  # the top-k file and last.ckpt
+    assert fit(3, [], ckpt_path=str(tmp_path / "last.ckpt")) == [2, 2]  # Lightning's re-save, mid-window
+    # with it: no save until the end of training (save_last's final save at step 3)
+    assert fit(3, [NoResaveOnResume()], ckpt_path=str(tmp_path / "last.ckpt")) == [3]
