@@ -12,8 +12,27 @@ check the mask themselves.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator, Optional
+
 import torch
 from torch import Tensor
+
+#: set by :func:`pooled_statistics`: sums a tensor over all data-parallel processes
+_POOL: ContextVar[Optional[Callable[[Tensor], Tensor]]] = ContextVar("masked_pool", default=None)
+
+
+@contextmanager
+def pooled_statistics(sum_fn: Callable[[Tensor], Tensor]) -> Iterator[None]:
+    """Inside this context :func:`whiten` takes its mean and variance over the masked entries of
+    ``x`` on *every* process, ``sum_fn`` summing a tensor across them (an all-reduce), so batch
+    normalisation does not depend on how the batch is split (every process must whiten as often)."""
+    token = _POOL.set(sum_fn)
+    try:
+        yield
+    finally:
+        _POOL.reset(token)
 
 
 def _select(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -85,7 +104,8 @@ def whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1e-8) 
 
     ``y = (x − μ) / sqrt(σ² + eps)`` (``+ μ`` added back when ``shift_mean=False``), with ``μ`` and
     the unbiased ``σ²`` taken over the masked entries of the whole tensor (batch-level advantage
-    normalisation, as in PPO implementations and REINFORCE++, Hu 2025 §3). ``rsqrt`` of
+    normalisation, as in PPO implementations and REINFORCE++, Hu 2025 §3) — of the whole tensor on
+    all processes inside :func:`pooled_statistics`. ``rsqrt`` of
     ``σ² + eps`` keeps a constant input finite (it maps to 0).
 
     Args:
@@ -94,8 +114,14 @@ def whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1e-8) 
     Returns:
         same shape as ``x``; exactly 0 where ``mask`` is 0.
     """
-    mean = masked_mean(x, mask)
-    var = masked_var(x, mask, unbiased=True)
+    pool = _POOL.get()
+    if pool is None:
+        mean = masked_mean(x, mask)
+        var = masked_var(x, mask, unbiased=True)
+    else:
+        total, n = pool(torch.stack([masked_sum(x, mask), masked_count(mask, like=x)]))
+        mean = total / n.clamp(min=1)
+        var = pool(masked_sum((x - mean) ** 2, mask)) / (n - 1).clamp(min=1)
     y = (x - mean) * torch.rsqrt(var + eps)
     if not shift_mean:
         y = y + mean

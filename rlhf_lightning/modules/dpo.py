@@ -65,7 +65,7 @@ class DPOModule(LightningModule):
         precompute_reference: compute reference log-probs once before training and reuse them.
         optimizer: ``params -> Optimizer`` (default AdamW, lr 2e-5); scheduler: per-step LR schedule.
         targets_only_head: project only completion positions through the LM head (fewer FLOPs, no
-            ``(2B, T, V)`` logits); falls back to full logits for models with logit scaling.
+            ``(2B, T, V)`` logits); falls back to full logits for models with logit scaling and under FSDP.
     """
 
     def __init__(
@@ -168,6 +168,10 @@ class DPOModule(LightningModule):
     @staticmethod
     def _backbone_and_head(model: torch.nn.Module):
         """``(decoder, lm_head)`` of a plain HF causal LM (or its peft wrapper), or None if logits are post-processed."""
+        from rlhf_lightning.models.sharding import is_sharded
+
+        if is_sharded(model):  # FSDP gathers weights in the model's forward hooks: call the model itself
+            return None
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
         config = getattr(inner, "config", None)
         prefix = getattr(inner, "base_model_prefix", None)

@@ -28,12 +28,13 @@ from lightning.pytorch.utilities import rank_zero_warn
 from rlhf_lightning.algorithms.base import AdvantageEstimator
 from rlhf_lightning.algorithms.kl import AdaptiveKLController, FixedKLController, kl_estimate
 from rlhf_lightning.algorithms.lagrangian import LagrangeMultiplier, lagrangian_scores
-from rlhf_lightning.algorithms.masked import masked_mean, masked_sum, masked_var, whiten
+from rlhf_lightning.algorithms.masked import masked_count, masked_mean, masked_sum, masked_var, pooled_statistics, whiten
 from rlhf_lightning.algorithms.shaping import clip_scores, missing_eos_penalty, shape_rewards
 from rlhf_lightning.errors import ConfigError
-from rlhf_lightning.losses.ppo import entropy_from_logits, policy_loss, value_loss
+from rlhf_lightning.losses.ppo import entropy_from_logits, policy_loss_terms, value_loss_terms
 from rlhf_lightning.models.spec import ModelSpec
 from rlhf_lightning.modules import ppo_rollout as ro
+from rlhf_lightning.modules.data_parallel import any_across, mean_across, sum_across, world_size
 from rlhf_lightning.modules.ppo_config import (ConstraintRule, CriticSpec, KLSpec, PPOLoopSpec,
                                                RewardShapingSpec)
 from rlhf_lightning.modules.ppo_state import get_rng_state, samples_table, set_rng_state
@@ -214,13 +215,15 @@ class PPOModule(LightningModule):
         r.valid = valid
 
         scores = missing_eos_penalty(clip_scores(total, self.shaping.clip), r.finished, self.shaping.missing_eos_penalty)
-        if self.shaping.whiten:
-            scores = whiten(scores, valid)
         kl_tok = kl_estimate(r.old_logps, r.ref_logps, self.kl.estimator)
         seq_kl = masked_sum(kl_estimate(r.old_logps, r.ref_logps, "k1"), r.mask, dim=-1)
         in_reward = kl_tok if self.kl.apply_to == "reward" else None
-        token_rewards = shape_rewards(scores, r.mask, in_reward, self.kl_ctl.value)
-        r.advantages, r.returns = self.estimator(token_rewards, r.mask, values=r.values, group_ids=r.group_ids)
+        # batch statistics (whitening in shaping and in the estimators) over the global batch
+        with pooled_statistics(lambda t: sum_across(self._trainer, t)):
+            if self.shaping.whiten:
+                scores = whiten(scores, valid)
+            token_rewards = shape_rewards(scores, r.mask, in_reward, self.kl_ctl.value)
+            r.advantages, r.returns = self.estimator(token_rewards, r.mask, values=r.values, group_ids=r.group_ids)
         r.advantages = r.advantages.detach()
         lengths = r.mask.sum(-1).float()
         logs.update({"score": float(scores.mean()), "kl": float(seq_kl.mean()), "kl_coef": self.kl_ctl.value,
@@ -232,7 +235,9 @@ class PPOModule(LightningModule):
             var_ret = masked_var(r.returns, r.mask)
             logs["explained_variance"] = float(1 - masked_var(r.returns - r.values, r.mask) / var_ret.clamp(min=1e-8))
             logs["value_mean"] = float(masked_mean(r.values, r.mask))
-        self.kl_ctl.update(float(seq_kl.mean()), n)
+        # the controller sees the global batch, so every process keeps the same coefficient
+        self.kl_ctl.update(float(mean_across(self._trainer, seq_kl.sum(), torch.tensor(float(n)))),
+                           int(sum_across(self._trainer, torch.tensor(n, device=seq_kl.device))))
         return r, logs
 
     def _apply_constraints(self, r: ro.Rollout, total: torch.Tensor, valid: torch.Tensor,
@@ -251,7 +256,8 @@ class PPOModule(LightningModule):
             elif rule.mode == "penalize":
                 total = total - rule.coef * cost
             else:  # lagrangian: ascend λ on this batch's mean cost, then price the cost with it
-                lam = self.lambdas[name].update(float(cost.mean()), rule.checker.threshold)
+                mean_cost = mean_across(self._trainer, cost.sum(), torch.tensor(float(cost.numel())))
+                lam = self.lambdas[name].update(float(mean_cost), rule.checker.threshold)
                 total = lagrangian_scores(total, cost, lam, normalize=rule.normalize)
                 logs[f"constraint/{name}/lambda"] = lam
         return total, valid
@@ -264,7 +270,7 @@ class PPOModule(LightningModule):
         r, logs = self.make_experience(batch)
         loss_mask = r.loss_mask
         logs["all_skipped"] = float(not bool(loss_mask.any()))
-        if loss_mask.any():
+        if any_across(self._trainer, loss_mask.any()):  # processes must agree: the update has collectives
             logs.update(self.update(r))
         else:
             rank_zero_warn(f"training step {self.global_step}: every sample of the rollout was skipped "
@@ -291,7 +297,8 @@ class PPOModule(LightningModule):
         for _ in range(self.ppo.epochs):
             order = torch.randperm(n, device=r.input_ids.device)
             for rows in order.tensor_split(k):
-                if not loss_mask[rows].any():  # all skipped: an Adam step on a zero gradient would still move
+                # all skipped (on every process): an Adam step on a zero gradient would still move
+                if not any_across(self._trainer, loss_mask[rows].any()):
                     skipped += 1
                     continue
                 for key, value in self._minibatch_step(r, rows, optimizer).items():
@@ -309,28 +316,36 @@ class PPOModule(LightningModule):
         logps, logits, hidden = ro.forward_completion(self.model, r, rows, temperature=self.temperature,
                                                       hidden=self.value_head is not None)
         p = self.ppo
-        loss, metrics = policy_loss(logps, r.old_logps[rows], r.advantages[rows], mask, p.clip_eps,
-                                    p.clip_eps_high, p.dual_clip, p.aggregation)
-        out = {"policy_loss": float(loss.detach())}
+        num, den, metrics = policy_loss_terms(logps, r.old_logps[rows], r.advantages[rows], mask, p.clip_eps,
+                                              p.clip_eps_high, p.dual_clip, p.aggregation)
+        loss = self._global_mean(num, den)
+        out = {"policy_loss": float(num.detach() / den.clamp(min=1))}
         out.update({f"policy/{k}": float(v) for k, v in metrics.items()})
         with torch.set_grad_enabled(p.entropy_coef > 0):
-            entropy = masked_mean(entropy_from_logits(logits / self.temperature), mask)
-        out["entropy"] = float(entropy.detach())
+            ent_sum = masked_sum(entropy_from_logits(logits / self.temperature), mask)
+        n_tok = masked_count(mask, like=logps)
+        out["entropy"] = float(ent_sum.detach() / n_tok.clamp(min=1))
         if p.entropy_coef > 0:
-            loss = loss - p.entropy_coef * entropy
+            loss = loss - p.entropy_coef * self._global_mean(ent_sum, n_tok)
         if r.values is not None:
             values = self._values(r, rows, hidden)
-            v_loss, v_metrics = value_loss(values, r.values[rows], r.returns[rows], mask, self.critic_spec.value_clip,
-                                           p.aggregation)
-            loss = loss + self.critic_spec.coef * v_loss
-            out["value_loss"] = float(v_loss.detach())
+            v_num, v_den, v_metrics = value_loss_terms(values, r.values[rows], r.returns[rows], mask,
+                                                       self.critic_spec.value_clip, p.aggregation)
+            loss = loss + self.critic_spec.coef * self._global_mean(v_num, v_den)
+            out["value_loss"] = float(v_num.detach() / v_den.clamp(min=1))
             out.update({f"value/{k}": float(v) for k, v in v_metrics.items()})
         if self.kl.apply_to == "loss":
-            kl_loss = masked_mean(kl_estimate(logps, r.ref_logps[rows], self.kl.estimator), mask)
-            loss = loss + self.kl_ctl.value * kl_loss
-            out["kl_loss"] = float(kl_loss.detach())
+            kl_sum = masked_sum(kl_estimate(logps, r.ref_logps[rows], self.kl.estimator), mask)
+            loss = loss + self.kl_ctl.value * self._global_mean(kl_sum, n_tok)
+            out["kl_loss"] = float(kl_sum.detach() / n_tok.clamp(min=1))
         out["loss"] = float(loss.detach())
         return loss, out
+
+    def _global_mean(self, numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+        """``numerator / Σ_ranks denominator``, times the number of processes whose gradients are
+        averaged: the gradient is that of the minibatch mean over all processes' rows."""
+        total = sum_across(self._trainer, denominator).clamp(min=1)
+        return numerator * world_size(self._trainer) / total
 
     def _minibatch_step(self, r: ro.Rollout, rows: torch.Tensor, optimizer) -> dict[str, float]:
         loss, out = self.minibatch_loss(r, rows)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from rlhf_lightning.modules.data_parallel import sum_across
+
 
 class GlobalTokenMean:
     """Counts target tokens over one optimizer step and rescales the accumulated gradients.
@@ -38,8 +40,7 @@ class GlobalTokenMean:
     def rescale(self, module, optimizer: torch.optim.Optimizer) -> float:
         """Divide the step's gradients by its global token count (all ranks); returns that count."""
         trainer = module.trainer
-        local = torch.tensor(self.tokens, dtype=torch.float64, device=module.device)
-        total = float(trainer.strategy.reduce(local, reduce_op="sum")) if trainer.world_size > 1 else self.tokens
+        total = float(sum_across(trainer, torch.tensor(self.tokens, dtype=torch.float64, device=module.device)))
         self.tokens = 0.0
         factor = trainer.world_size * trainer.accumulate_grad_batches / max(total, 1.0)
         for group in optimizer.param_groups:

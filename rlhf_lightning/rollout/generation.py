@@ -11,6 +11,8 @@ from typing import Optional
 
 import torch
 
+from rlhf_lightning.rollout.onednn import onednn_linear
+
 
 @dataclass
 class GenerationSpec:
@@ -75,13 +77,30 @@ def generate(model, tokenizer, input_ids: torch.Tensor, attention_mask: torch.Te
     was_training = model.training
     model.eval()
     try:
-        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **spec.generate_kwargs(tokenizer))
+        kwargs = spec.generate_kwargs(tokenizer)
+        if _needs_sync(model):  # sharded weights: every rank must run as many forwards as the longest
+            kwargs["synced_gpus"] = True
+        with onednn_linear():
+            out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
     finally:
         model.train(was_training)
     completion_ids = out[:, input_ids.shape[1]:]
     texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
     texts = [_cut_at_stop(t, spec.stop_strings) for t in texts]
     return completion_ids, texts
+
+
+def _needs_sync(model) -> bool:
+    """True for a model sharded over several processes (FSDP2): each decoding step gathers weights,
+    a collective, so a rank whose sequences are finished keeps stepping until all ranks are."""
+    import torch.distributed as dist
+
+    from rlhf_lightning.models.sharding import is_sharded
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return False
+    first = next(iter(model.parameters()), None)
+    return is_sharded(model) or hasattr(first, "ds_id")  # FSDP2, or DeepSpeed ZeRO-3 partitioned weights
 
 
 def _cut_at_stop(text: str, stop_strings: list[str]) -> str:
