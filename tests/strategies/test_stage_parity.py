@@ -173,3 +173,22 @@ def test_grpo_trains_and_exports_under_each_strategy(strategy, tmp_path, models)
     two = _fit(root, grpo(root, models, 2), strategy)
     initial = load_file(Path(models["llama"]) / "model.safetensors")
     assert _max_diff(two, {k: initial[k] for k in two}) > 1e-4
+
+
+@pytest.mark.parametrize("stage", ["sft", "dpo"])
+def test_gradient_accumulation_gives_the_same_update(stage, tmp_path, tmp_path_factory, models):
+    """2 micro-batches of 2 rows accumulated == 1 batch of 4 rows (SFT: token mean over the window)."""
+    single = _single(stage, tmp_path_factory, models)
+    root = tmp_path / "run"
+    cfg = STAGES[stage](root, models, 2)
+    cfg["trainer"]["accumulate_grad_batches"] = 2
+    assert _max_diff(single, _fit(root, cfg, None)) < ATOL
+
+
+@pytest.mark.slow
+def test_fsdp_with_activation_checkpointing(tmp_path, tmp_path_factory, models):
+    single = _single("sft", tmp_path_factory, models)
+    root = tmp_path / "run"
+    cfg = sft(root, models, 2)
+    cfg["model"]["init_args"]["policy"]["gradient_checkpointing"] = True
+    assert _max_diff(single, _fit(root, cfg, "fsdp")) < ATOL
