@@ -190,3 +190,22 @@ def test_kill_while_writing_last_keeps_the_previous_checkpoint(tmp_path, tiny_ll
     assert not any(p.name.startswith(".last.ckpt.tmp-") for p in (r / "checkpoints").iterdir())
     run_cli(config(full, [checkpoints(full, 2)]))
     assert_same_end(last(full), last(r))
+
+
+def test_kill_during_export_keeps_the_previous_export(tmp_path, tiny_llama_dir, sft_files):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    def config(steps, callbacks):
+        return sft_config(tmp_path, tiny_llama_dir, sft_files, **{
+            "trainer.max_steps": steps, "trainer.callbacks": callbacks, "trainer.num_sanity_val_steps": 0})
+
+    run_cli(config(1, []))
+    export = tmp_path / "export"
+    before = load_file(export / "model.safetensors")
+    run_killed(config(3, [{"class_path": f"{FAULTS}.KillDuringExport"}]))
+    partial = [p for p in tmp_path.iterdir() if p.name.startswith(".export.tmp-")]
+    assert partial and (partial[0] / "model.safetensors").is_file()  # killed half-way through the export
+    after = load_file(export / "model.safetensors")
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    AutoModelForCausalLM.from_pretrained(export)  # still a complete, loadable folder
