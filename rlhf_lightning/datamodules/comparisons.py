@@ -32,6 +32,9 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
         seed: seed of the validation split and of the training order (resumable mid-epoch, see
             :mod:`~rlhf_lightning.datamodules.resumable`).
         pairwise_only: refuse formats with K != 2 (DPO).
+        encoding: ``causal`` (prompt + response as one text, for DPO) or ``classifier`` (reward
+            models: text pairs when the tokenizer has no chat template, as the ``classifier``
+            reward plugin scores them); default: the model's ``comparison_encoding``, else causal.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
         num_workers: int = 0,
         seed: int = 42,
         pairwise_only: bool = False,
+        encoding: Optional[Literal["causal", "classifier"]] = None,
     ) -> None:
         super().__init__()
         if max_length < 2:
@@ -86,12 +90,19 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
             for part, rows in splits.items():
                 comps = [to_comparison(r, fmt, source=src.path, index=i) for i, r in enumerate(rows)]
                 encoded, stats = encode_comparisons(comps, self._load_tokenizer(), max_length=hp.max_length,
-                                                    truncation=hp.truncation, source=src.path)
+                                                    truncation=hp.truncation, source=src.path,
+                                                    encoding=self._input_encoding())
                 self.stats[f"{part}:{src.path}"] = stats
                 report = rank_zero_warn if stats.kept < stats.total or stats.truncated else rank_zero_info
                 report(f"{part} data {src.path} ({fmt}): {stats.summary()}")
                 parts[part].extend(encoded)
         return (parts[role], parts["val"]) if holdout else parts[role]
+
+    def _input_encoding(self) -> str:
+        if self.hparams.encoding:
+            return self.hparams.encoding
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return getattr(module, "comparison_encoding", "causal")
 
     def setup(self, stage: str) -> None:
         if self.train_data is not None or self.val_data is not None:

@@ -5,7 +5,9 @@ comparisons × K responses as ONE right-padded ``(B*K, T)`` batch, so all respon
 single forward pass. The classifier (``AutoModelForSequenceClassification``, ``num_labels=1``)
 reads each row's score at its last non-pad token (decoders) or its pooled first token (encoders);
 the scores are reshaped to ``(B, K)`` best first and handed to the pluggable
-:class:`~rlhf_lightning.losses.base.RewardLoss`.
+:class:`~rlhf_lightning.losses.base.RewardLoss`. A sample is encoded as the ``classifier`` reward
+plugin scores it (:mod:`rlhf_lightning.data.reward_inputs`): the chat template when the tokenizer
+has one, else the text pair ``(prompt, response)`` (``[CLS] p [SEP] r [SEP]`` for BERT).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ class RewardModelModule(LightningModule):
     (chosen - rejected), ``val/kendall_tau`` (rankings with K > 2), ``val/mse`` and
     ``val/spearman`` (scored / labelled data).
     """
+
+    #: asked by ComparisonDataModule: encode samples as the ``classifier`` reward plugin scores them
+    comparison_encoding = "classifier"
 
     def __init__(
         self,
@@ -96,15 +101,17 @@ class RewardModelModule(LightningModule):
         if hasattr(self.model.config, "use_cache"):
             self.model.config.use_cache = False  # a classifier never generates: build no KV cache
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Scalar reward per row: ``(N, T)`` → ``(N,)`` (float32)."""
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Scalar reward per row: ``(N, T)`` → ``(N,)`` (float32); ``token_type_ids`` for text pairs (BERT)."""
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
         return logits[:, 0].float()
 
     def rewards(self, batch: dict[str, Any]) -> torch.Tensor:
         """Rewards ``(B, K)`` best first (invalid slots hold the score of a dummy row; see ``response_mask``)."""
         mask = batch["response_mask"]
-        return self(batch["input_ids"], batch["attention_mask"]).view(mask.shape)
+        return self(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")).view(mask.shape)
 
     # -- loss ------------------------------------------------------------------------------------
     def _loss(self, batch: dict[str, Any], stage: str):

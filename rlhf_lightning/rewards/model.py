@@ -19,9 +19,11 @@ Activation = Literal["none", "sigmoid", "softmax"]
 class SequenceClassifierScorer:
     """Loads a sequence classifier and its own tokenizer lazily, and scores text pairs in batches.
 
-    Each sample is rendered with the tokenizer's chat template as ``[user: prompt, assistant:
-    completion]`` when the tokenizer has one (and ``chat_template`` is not ``False``); otherwise
-    it is encoded as the text pair ``(prompt, completion)`` (``[CLS] p [SEP] c [SEP]`` for BERT).
+    Each sample is encoded as the reward-model stage trains on it
+    (:mod:`rlhf_lightning.data.reward_inputs`): rendered with the tokenizer's chat template as
+    ``[user: prompt, assistant: completion]`` when the tokenizer has one (and ``chat_template`` is
+    not ``False``); otherwise as the text pair ``(prompt, completion)`` (``[CLS] p [SEP] c [SEP]``
+    with segment ids for BERT).
     Inputs longer than ``max_length`` tokens are truncated from the left by default, so the end of
     the completion — where a reward model reads its score — is kept. Eval mode, no gradients.
 
@@ -96,20 +98,13 @@ class SequenceClassifierScorer:
         if self.device is not None:
             model.to(self.device)
 
-    def _uses_template(self) -> bool:
-        has = bool(getattr(self.tokenizer, "chat_template", None))
-        if self.chat_template and not has:
-            raise ConfigError(f"chat_template=True but the tokenizer of {self.tokenizer_name!r} has no chat template")
-        return has if self.chat_template is None else bool(self.chat_template)
-
     def _encode(self, prompts: list[str], completions: list[str]) -> Any:
-        tok = self.tokenizer
-        common = dict(padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        if self._uses_template():
-            texts = [tok.apply_chat_template([{"role": "user", "content": p}, {"role": "assistant", "content": c}],
-                                             tokenize=False) for p, c in zip(prompts, completions)]
-            return tok(texts, add_special_tokens=False, **common)
-        return tok(prompts, completions, **common)
+        from rlhf_lightning.data.reward_inputs import encode_reward_inputs
+
+        if self.chat_template and not getattr(self.tokenizer, "chat_template", None):
+            raise ConfigError(f"chat_template=True but the tokenizer of {self.tokenizer_name!r} has no chat template")
+        return encode_reward_inputs(self.tokenizer, prompts, completions, chat_template=self.chat_template,
+                                    padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
 
     def render(self, prompt: str, completion: str) -> str:
         """The exact text the classifier sees for one sample (for debugging configs)."""

@@ -8,13 +8,14 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from rlhf_lightning.datamodules.comparisons import ComparisonDataModule
 from rlhf_lightning.errors import ConfigError
 from rlhf_lightning.losses.reward import BinaryLoss, KWiseRankingLoss, MSELoss, PairwiseLoss, PlackettLuceLoss
 from rlhf_lightning.models.spec import LoraSpec, ModelSpec
 from rlhf_lightning.modules.reward import RewardModelModule
-from tests.rewards.classifiers import build_tiny_classifier
+from tests.rewards.classifiers import build_tiny_bert_classifier, build_tiny_classifier
 
 PROMPTS = ["Write a poem about spring.", "Explain gravity.", "请解释什么是人工智能", "Say hello.",
            "Translate to French: good morning", "写一首关于春天的诗"]
@@ -156,6 +157,73 @@ def test_lora_trains_adapter_and_head_and_exports_a_plain_classifier(tmp_path, c
         ours = module.rewards(batch)
         theirs = plain(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
     torch.testing.assert_close(theirs.view(ours.shape), ours, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("backbone", ["llama_chat_template", "llama_no_template", "bert"])
+def test_classifier_reward_scores_the_export_as_the_module_was_trained(tmp_path, files, backbone):
+    """Training, validation and the ``classifier`` reward plugin read the same tokens, so the exported
+    model's score of (prompt, response) through the plugin equals the module's validation reward.
+
+    Without a chat template that is the text pair ``[CLS] prompt [SEP] response [SEP]`` with segment
+    ids (BERT) or the tokenizer's own pair layout; joining prompt and response into one text would
+    give the plugin different tokens and different scores."""
+    from rlhf_lightning.rewards.model import ClassifierReward
+
+    if backbone == "bert":
+        path = build_tiny_bert_classifier(tmp_path / backbone)
+    else:
+        path = build_tiny_classifier(tmp_path / backbone, chat_template=backbone == "llama_chat_template")
+    module, metrics = _fit(tmp_path, path, files["pairwise"], steps=6)
+    assert metrics["val/accuracy"] == 1.0  # trained: the head is no longer its random init
+    data = ComparisonDataModule(train=files["pairwise"], val=files["pairwise"], tokenizer=str(path), max_length=96,
+                                batch_size=4, encoding="classifier")
+    data.setup("validate")
+    module.model.eval()
+    with torch.no_grad():
+        ours = torch.cat([module.rewards(b).flatten() for b in data.val_dataloader()])
+    out = module.export_hf(str(tmp_path / "export"))
+    reward = ClassifierReward(out, batch_size=3)
+    prompts = [p for p in PROMPTS for _ in range(2)]
+    theirs = reward(prompts, [GOOD, BAD] * len(PROMPTS))
+    torch.testing.assert_close(torch.tensor(theirs), ours, atol=1e-5, rtol=1e-5)
+    batch = next(iter(data.val_dataloader()))
+    if backbone == "bert":
+        assert reward.scorer.render("Say hello.", "hello") == "[CLS] say hello. [SEP] hello [SEP]"
+        assert batch["token_type_ids"][0].max() == 1  # the response is segment 1
+    else:
+        assert "token_type_ids" not in batch
+
+
+def test_causal_and_classifier_encodings_differ_only_without_a_chat_template(tmp_path):
+    """DPO's causal encoding joins BOS + prompt + response + EOS; a reward model's is the text pair."""
+    from rlhf_lightning.data.comparison_batches import encode_comparisons
+
+    comps = [{"prompt": "Explain gravity.", "responses": [GOOD, BAD]}]
+    for template in (True, False):
+        tok = AutoTokenizer.from_pretrained(build_tiny_classifier(tmp_path / f"t{template}", chat_template=template))
+        causal, _ = encode_comparisons(comps, tok, max_length=96, encoding="causal")
+        pair, _ = encode_comparisons(comps, tok, max_length=96, encoding="classifier")
+        assert (causal == pair) == template
+    expected = tok("Explain gravity.", GOOD)["input_ids"]
+    assert pair[0]["responses"][0]["input_ids"] == expected
+    kept = [t for t, lab in zip(expected, pair[0]["responses"][0]["labels"]) if lab != -100]
+    assert kept == tok(GOOD, add_special_tokens=False)["input_ids"]  # labels mark the response tokens
+    with pytest.raises(ConfigError, match="encoding must be"):
+        encode_comparisons(comps, tok, max_length=96, encoding="pairs")
+
+
+def test_text_pairs_truncate_the_longer_text_and_keep_the_separators(tmp_path):
+    from rlhf_lightning.data.comparison_batches import encode_comparisons
+
+    tok = AutoTokenizer.from_pretrained(build_tiny_bert_classifier(tmp_path / "bert"))
+    comps = [{"prompt": "say " * 30 + "hello", "responses": ["here is the answer", "no"]}]
+    rows, stats = encode_comparisons(comps, tok, max_length=16, encoding="classifier")
+    assert stats.truncated == 1
+    for enc in rows[0]["responses"]:
+        ids = enc["input_ids"]
+        assert len(ids) == 16 and ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+        assert ids.count(tok.sep_token_id) == 2
+    assert tok.decode(rows[0]["responses"][0]["input_ids"]).endswith("[SEP] here is the answer [SEP]")
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import os
 import pytest
 import torch
 
+from rlhf_lightning.data.reward_inputs import uses_chat_template
 from rlhf_lightning.errors import ConfigError, ModelError, PluginError
 from rlhf_lightning.plugin_output import checked_scores
 from rlhf_lightning.rewards.model import ClassifierReward, RunningNorm
@@ -67,7 +68,7 @@ def test_setup_moves_the_model_and_text_pair_without_template(tmp_path):
     path = build_tiny_classifier(tmp_path / "notemplate", chat_template=False, num_labels=2)
     reward = ClassifierReward(str(path), label_index=1, activation="softmax")
     reward.setup("cpu")
-    assert reward.scorer.model is not None and not reward.scorer._uses_template()
+    assert reward.scorer.model is not None and not uses_chat_template(reward.scorer.tokenizer)
     scores = reward(PROMPTS[:2], COMPLETIONS[:2])
     assert all(0.0 < s < 1.0 for s in scores)
     with pytest.raises(ConfigError, match="has no chat template"):
@@ -113,6 +114,6 @@ def test_real_pretrained_minilm_offline():
     assert reward(PROMPTS, COMPLETIONS) == pytest.approx(scores, abs=1e-6)
     reward.scorer.batch_size = 5
     assert reward(PROMPTS, COMPLETIONS) == pytest.approx(scores, abs=1e-5)
-    assert not reward.scorer._uses_template()  # BERT: [CLS] prompt [SEP] completion [SEP]
+    assert not uses_chat_template(reward.scorer.tokenizer)  # BERT: [CLS] prompt [SEP] completion [SEP]
     assert reward.scorer.render("hi", "there") == "[CLS] hi [SEP] there [SEP]"
     assert type(reward.scorer.model).__name__ == "BertForSequenceClassification"
