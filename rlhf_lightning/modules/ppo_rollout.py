@@ -19,6 +19,7 @@ from rlhf_lightning.errors import PluginError
 from rlhf_lightning.losses.token_logprobs import token_logps
 from rlhf_lightning.plugin_output import checked_scores
 from rlhf_lightning.rollout.generation import GenerationSpec, _stop_token_ids, generate
+from rlhf_lightning.rollout.onednn import onednn_linear
 
 #: batch keys that are not dataset columns for the plugins
 NOT_COLUMNS = ("text", "prompt", "input_ids", "attention_mask")
@@ -116,9 +117,10 @@ def forward_completion(model, rollout: Rollout, rows: Optional[Tensor] = None, *
     """
     idx = slice(None) if rows is None else rows
     c = rollout.completion_ids.shape[1]
-    out = model(input_ids=rollout.input_ids[idx], attention_mask=rollout.attention_mask[idx],
-                position_ids=rollout.position_ids[idx], use_cache=False, logits_to_keep=c + 1,
-                output_hidden_states=hidden)
+    with onednn_linear():  # forward here; its backward GEMMs run through oneDNN too (autograd saves the route)
+        out = model(input_ids=rollout.input_ids[idx], attention_mask=rollout.attention_mask[idx],
+                    position_ids=rollout.position_ids[idx], use_cache=False, logits_to_keep=c + 1,
+                    output_hidden_states=hidden)
     logits = out.logits[:, :-1]
     logps = token_logps(logits, rollout.completion_ids[idx], temperature)
     h = out.hidden_states[-1][:, rollout.prompt_width - 1:-1] if hidden else None
