@@ -87,8 +87,12 @@ class ResumableTrainData:
         if self._resume is not None:
             self.sampler.resume(*self._resume)
             self._resume = None
+        # A loader's iterator draws its workers' base seed from `generator` (default: the global
+        # stream, once per epoch): with its own generator, starting an epoch leaves the global random
+        # state alone, so a run resumed at an epoch boundary draws the same samples as one that was not.
+        generator = torch.Generator().manual_seed(self.hparams.seed + 1_000_003 * rank)
         return DataLoader(rows, batch_size=self.hparams.batch_size, sampler=self.sampler, collate_fn=collate_fn,
-                          num_workers=num_workers)
+                          num_workers=num_workers, generator=generator)
 
     def state_dict(self) -> dict[str, Any]:
         """The epoch and how many of its samples (all ranks together) the trainer has consumed."""

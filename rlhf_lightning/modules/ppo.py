@@ -32,12 +32,14 @@ from rlhf_lightning.algorithms.masked import masked_count, masked_mean, masked_s
 from rlhf_lightning.algorithms.shaping import clip_scores, missing_eos_penalty, shape_rewards
 from rlhf_lightning.errors import ConfigError
 from rlhf_lightning.losses.ppo import entropy_from_logits, policy_loss_terms, value_loss_terms
+from rlhf_lightning.models.sharding import is_sharded
 from rlhf_lightning.models.spec import ModelSpec
 from rlhf_lightning.modules import ppo_rollout as ro
 from rlhf_lightning.modules.data_parallel import any_across, mean_across, sum_across, world_size
 from rlhf_lightning.modules.ppo_config import (ConstraintRule, CriticSpec, KLSpec, PPOLoopSpec,
                                                RewardShapingSpec)
-from rlhf_lightning.modules.ppo_state import get_rng_state, samples_table, set_rng_state
+from rlhf_lightning.modules.ppo_state import (rng_state_for_rank, rng_states_of_all_ranks, samples_table,
+                                              set_rng_state)
 from rlhf_lightning.modules.stage import export_stage_model
 from rlhf_lightning.modules.value_head import (ValueHead, disable_dropout_, freeze_, hidden_size_of,
                                                separate_critic_values)
@@ -408,12 +410,17 @@ class PPOModule(LightningModule):
     # -- checkpoints -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("state_dict", {})
-        for key in [k for k in state if k.startswith(REF_PREFIX)]:
-            del state[key]  # frozen: rebuilt from its source on load, not stored
+        # frozen: rebuilt from its source on load, not stored — except under FSDP, whose (strict)
+        # sharded loader restores every parameter of the module from the checkpoint
+        if self.ref_model is None or not is_sharded(self.ref_model):
+            for key in [k for k in state if k.startswith(REF_PREFIX)]:
+                del state[key]
+        rngs = rng_states_of_all_ranks(world_size(self._trainer))
         checkpoint["ppo_state"] = {
             "kl_controller": self.kl_ctl.state_dict(),
             "lambdas": {name: lam.state_dict() for name, lam in self.lambdas.items()},
-            "rng": get_rng_state(),
+            "rng": rngs[0],
+            "rng_per_rank": rngs,
             "rollouts_done": self.rollouts_done,
             "optimizer_steps": self.optimizer_steps,
             "rewards": {name: p.state_dict() for name, p, _ in self.reward_plugins},
@@ -440,7 +447,8 @@ class PPOModule(LightningModule):
         for name, rule in zip(self.constraint_names, self.constraint_rules):
             if state["constraints"].get(name):
                 rule.checker.load_state_dict(state["constraints"][name])
-        self._pending_rng = state["rng"]  # applied at the next training step, after loaders are built
+        # applied at the next training step, after the loaders are built
+        self._pending_rng = rng_state_for_rank(state, self.global_rank, world_size(self._trainer))
 
     # -- export ----------------------------------------------------------------------------------
     def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> Optional[str]:

@@ -24,6 +24,32 @@ def get_rng_state() -> dict[str, Any]:
     return state
 
 
+def rng_states_of_all_ranks(world_size: int) -> list[dict[str, Any]]:
+    """``[get_rng_state() of rank 0, of rank 1, ...]`` — a collective when ``world_size > 1`` (every
+    rank builds the checkpoint; rank 0 writes it, so each rank's own stream must travel to it)."""
+    state = get_rng_state()
+    if world_size == 1:
+        return [state]
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * world_size
+    dist.all_gather_object(gathered, state)
+    return gathered
+
+
+def rng_state_for_rank(saved: dict[str, Any], rank: int, world_size: int) -> dict[str, Any]:
+    """This rank's saved random state (rank 0's when the checkpoint came from another world size)."""
+    per_rank = saved.get("rng_per_rank")
+    if per_rank and len(per_rank) == world_size:
+        return per_rank[rank]
+    if world_size > 1:
+        from lightning.pytorch.utilities import rank_zero_warn
+
+        rank_zero_warn("the checkpoint was written by a different number of processes: every process resumes "
+                       "with rank 0's random state (sampling continues correctly but not bit-exactly)")
+    return saved["rng"]
+
+
 def set_rng_state(state: dict[str, Any]) -> None:
     import numpy as np
 

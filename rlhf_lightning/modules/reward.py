@@ -26,7 +26,7 @@ from rlhf_lightning.losses.base import RewardLoss
 from rlhf_lightning.losses.reward import PairwiseLoss
 from rlhf_lightning.metrics.ranking import ConcordanceAccuracy, KendallTau, MeanMargin, RankingAccuracy
 from rlhf_lightning.models.spec import ModelSpec
-from rlhf_lightning.modules.stage import configure_stage_optimizers
+from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model
 from rlhf_lightning.optim.schedules import default_optimizer
 
 #: names of the classification head in transformers' sequence classifiers (Llama/Qwen/…: score; BERT/…: classifier)
@@ -175,13 +175,10 @@ class RewardModelModule(LightningModule):
         return configure_stage_optimizers(self, self.optimizer_fn, self.scheduler_fn)
 
     # -- export ----------------------------------------------------------------------------------
-    def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> str:
+    def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> Optional[str]:
         """Write a Hugging Face sequence-classification folder (weights, config with ``pad_token_id``,
         tokenizer, chat template) atomically; ``transformers`` and the ``classifier`` reward plugin load it."""
-        from rlhf_lightning.models.export import export_pretrained
-
-        return str(export_pretrained(self.model, self.tokenizer, dirpath, merge_lora=merge_lora,
-                                     base_spec=self.backbone_spec))
+        return export_stage_model(self, dirpath, merge_lora=merge_lora, base_spec=self.backbone_spec)
 
 
 def _is_head(name: str) -> bool:
