@@ -7,12 +7,13 @@ GFLOP/s for the rollout shapes on 2 Zen 5 cores, in full fp32 (no reduced-precis
 its backward GEMMs (``grad_x = g·W``, ``grad_W = gᵀ·x``) through that kernel. Anything else —
 subclasses with their own forward (LoRA layers' base layers are plain and do use it; 4-bit layers
 do not), DTensor (sharded) weights, tensor subclasses, other dtypes, autocast, other devices — takes
-the stock path.
+the stock path. ``RLHF_LIGHTNING_ONEDNN=0`` switches it off.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from typing import Iterator, Optional
 
@@ -25,6 +26,9 @@ _depth = 0
 
 
 def available() -> bool:
+    """oneDNN is built in, and not switched off with ``RLHF_LIGHTNING_ONEDNN=0``."""
+    if os.environ.get("RLHF_LIGHTNING_ONEDNN", "1") == "0":
+        return False
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 

@@ -67,3 +67,10 @@ def test_the_stock_forward_is_restored_after_nesting_and_errors():
     assert torch.nn.Linear.forward is stock
     with onednn_linear(enabled=False):
         assert torch.nn.Linear.forward is stock
+
+
+def test_the_environment_switch_turns_it_off(monkeypatch):
+    monkeypatch.setenv("RLHF_LIGHTNING_ONEDNN", "0")
+    stock = torch.nn.Linear.forward
+    with onednn_linear():
+        assert torch.nn.Linear.forward is stock
