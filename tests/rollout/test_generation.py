@@ -51,3 +51,19 @@ def test_min_new_tokens_suppresses_every_stop_token(tiny_llama_dir):
     assert fixed.shape == (2, 6)
     assert not finished.any() and m.sum(-1).tolist() == [6, 6]
     assert not torch.isin(fixed, torch.tensor(stops)).any()
+
+
+def test_stop_strings_end_generation_and_are_cut_from_the_text(tiny_llama_dir):
+    """Greedy decoding twice: with a stop string taken from the free run's text, each row's text is the
+    free text up to (not including) the stop string's first occurrence, and that row's decoding ends there."""
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    ids, mask = _prompts(tok)
+    free_ids, free = generate(model, tok, ids, mask, GenerationSpec(max_new_tokens=24))
+    stop = next((t[3:5] for t in free if len(t.strip()) > 6 and t[3:5].strip()), None)
+    assert stop, f"the random model produced too little text to pick a stop string from: {free!r}"
+    cut_ids, cut = generate(model, tok, ids, mask, GenerationSpec(max_new_tokens=24, stop_strings=[stop]))
+    assert cut == [t[:t.find(stop)] if stop in t else t for t in free]
+    row = next(i for i, t in enumerate(free) if stop in t)
+    real = lambda x: int((x != tok.pad_token_id).sum())  # noqa: E731 - new tokens before the padding
+    assert real(cut_ids[row]) < real(free_ids[row]), "that row's decoding must end at the stop string"
