@@ -43,11 +43,13 @@ def build_cli_class():
     from rlhf_lightning.callbacks.export import HFExport
     from rlhf_lightning.callbacks.nonfinite import NonFiniteGuard
     from rlhf_lightning.callbacks.predictions import JSONLPredictionWriter
+    from rlhf_lightning.callbacks.random_state import RandomStateCheckpoint
     from rlhf_lightning.checkpoint_io import NoResaveOnResume, use_atomic_checkpoints
 
     class RLHFCLI(LightningCLI):
-        """LightningCLI with the project's links, export, prediction and non-finite-step options, and
-        atomic checkpoint files unless the run configures its own ``CheckpointIO``."""
+        """LightningCLI with the project's links, export, prediction and non-finite-step options,
+        random states in checkpoints, and atomic checkpoint files unless the run configures its own
+        ``CheckpointIO``."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("subclass_mode_model", True)
@@ -67,6 +69,7 @@ def build_cli_class():
             trainer = super().instantiate_trainer(**kwargs)
             use_atomic_checkpoints(trainer)
             trainer.callbacks.append(NoResaveOnResume())
+            trainer.callbacks.append(RandomStateCheckpoint())
             return trainer
 
     return RLHFCLI

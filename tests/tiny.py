@@ -39,8 +39,9 @@ def build_tokenizer(path: str | Path, *, vocab_size: int = 400, chat_template: b
 
 
 def build_llama(path: str | Path, *, vocab_size: int, hidden_size: int = 32, layers: int = 2, heads: int = 4,
-                seed: int = 0, tokenizer_dir: str | Path | None = None) -> Path:
-    """Save a randomly initialised tiny ``LlamaForCausalLM`` (and optionally its tokenizer) at ``path``."""
+                seed: int = 0, tokenizer_dir: str | Path | None = None, **overrides: object) -> Path:
+    """Save a randomly initialised tiny ``LlamaForCausalLM`` (and optionally its tokenizer) at ``path``;
+    ``overrides`` replace fields of its ``LlamaConfig`` (e.g. ``attention_dropout``)."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -58,6 +59,7 @@ def build_llama(path: str | Path, *, vocab_size: int, hidden_size: int = 32, lay
         bos_token_id=1,
         eos_token_id=2,
         tie_word_embeddings=False,
+        **overrides,
     )
     LlamaForCausalLM(config).save_pretrained(path)
     if tokenizer_dir is not None:

@@ -38,12 +38,12 @@ from rlhf_lightning.modules import ppo_rollout as ro
 from rlhf_lightning.modules.data_parallel import any_across, mean_across, sum_across, world_size
 from rlhf_lightning.modules.ppo_config import (ConstraintRule, CriticSpec, KLSpec, PPOLoopSpec,
                                                RewardShapingSpec)
-from rlhf_lightning.modules.ppo_state import (rng_state_for_rank, rng_states_of_all_ranks, samples_table,
-                                              set_rng_state)
+from rlhf_lightning.modules.ppo_state import samples_table
 from rlhf_lightning.modules.stage import export_stage_model
 from rlhf_lightning.modules.value_head import (ValueHead, disable_dropout_, freeze_, hidden_size_of,
                                                separate_critic_values)
 from rlhf_lightning.optim.schedules import WarmupCosineLR, default_optimizer
+from rlhf_lightning.random_state import rng_state_for_rank, rng_states_of_all_ranks, set_rng_state
 from rlhf_lightning.rewards.base import RewardFunction
 from rlhf_lightning.rollout.generation import GenerationSpec
 

@@ -209,3 +209,23 @@ def test_kill_during_export_keeps_the_previous_export(tmp_path, tiny_llama_dir, 
     after = load_file(export / "model.safetensors")
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     AutoModelForCausalLM.from_pretrained(export)  # still a complete, loadable folder
+
+
+def test_sft_with_dropout_resumes_exactly(tmp_path, tiny_tokenizer_dir, sft_files):
+    """Dropout draws from the global random stream: each process's stream is in the checkpoint
+    (RandomStateCheckpoint) and restored before the first resumed batch."""
+    from transformers import AutoTokenizer
+
+    from tests import tiny
+
+    vocab = len(AutoTokenizer.from_pretrained(tiny_tokenizer_dir))
+    model = tiny.build_llama(tmp_path / "dropout_llama", vocab_size=vocab, tokenizer_dir=tiny_tokenizer_dir,
+                             attention_dropout=0.3)
+
+    def config(root, callbacks):
+        return sft_config(root, model, sft_files, **{
+            "trainer.max_steps": 6, "trainer.callbacks": callbacks, "trainer.num_sanity_val_steps": 0,
+            "export.enabled": False, "model.init_args.optimizer": ADAMW})
+
+    killed, _ = kill_and_resume(tmp_path, config, every=2, kill_at=4)
+    assert any("RandomStateCheckpoint" in k for k in killed["callbacks"])
