@@ -188,10 +188,14 @@ def truncate(text: str, rng: random.Random) -> str:
     return out or units[0]
 
 
-def rejected(rng: random.Random, ex: Example, kind: str) -> str:
-    """A worse answer to ``ex.prompt``: another topic's answer, a cut-off answer, a rude one or "I don't know"."""
+def rejected(rng: random.Random, ex: Example, kind: str, topics: tuple[Topic, ...] | list[Topic] = TOPICS) -> str:
+    """A worse answer to ``ex.prompt``: another topic's answer, a cut-off answer, a rude one or "I don't know".
+
+    An off-topic answer is about one of ``topics`` (the split's own topics, so a validation topic's
+    words never appear in a training file, not even in a rejected answer).
+    """
     if kind == "off_topic":
-        other = rng.choice([t for t in TOPICS if t.key != ex.topic])
+        other = rng.choice([t for t in topics if t.key != ex.topic])
         return sample_example(rng, other, ex.task, ex.lang).response
     if kind == "truncated":
         return truncate(ex.response, rng)
@@ -296,12 +300,13 @@ def _pref_topics(split: str) -> list[Topic]:
 def preference_rows(split: str, n: int, seed: int = DEFAULT_SEED) -> list[dict]:
     """``{"prompt", "chosen", "rejected"}``; rejected is off-topic (40 %), truncated, rude or "I don't know"."""
     rng = random.Random(f"{seed}-preference-{split}")
-    combos = _train_combos(_pref_topics(split))
+    topics = _pref_topics(split)
+    combos = _train_combos(topics)
     rows = []
     for _ in range(n):
         ex = sample_example(rng, *rng.choice(combos))
         kind = rng.choices(REJECT_KINDS, weights=(4, 2, 2, 2))[0]
-        rows.append({"prompt": ex.prompt, "chosen": ex.response, "rejected": rejected(rng, ex, kind)})
+        rows.append({"prompt": ex.prompt, "chosen": ex.response, "rejected": rejected(rng, ex, kind, topics)})
     return rows
 
 
@@ -311,11 +316,12 @@ def ranking_rows(split: str, n: int, seed: int = DEFAULT_SEED) -> list[dict]:
     Quality order: on-topic complete > truncated > off-topic > rude or "I don't know".
     """
     rng = random.Random(f"{seed}-ranking-{split}")
-    combos = _train_combos(_pref_topics(split))
+    topics = _pref_topics(split)
+    combos = _train_combos(topics)
     rows = []
     for _ in range(n):
         ex = sample_example(rng, *rng.choice(combos))
-        by_quality = [ex.response, rejected(rng, ex, "truncated"), rejected(rng, ex, "off_topic"),
+        by_quality = [ex.response, rejected(rng, ex, "truncated"), rejected(rng, ex, "off_topic", topics),
                       rejected(rng, ex, rng.choice(("rude", "idk")))]
         perm = list(range(4))
         rng.shuffle(perm)  # responses[j] is the answer of quality rank perm[j]
@@ -330,12 +336,13 @@ SCORES = {"good": 1.0, "truncated": 0.5, "off_topic": 0.2, "idk": 0.1, "rude": 0
 def scored_rows(n: int, seed: int = DEFAULT_SEED) -> list[dict]:
     """``{"prompt", "response", "score"}``: score by answer kind (:data:`SCORES`) ± 0.05 noise."""
     rng = random.Random(f"{seed}-scored")
-    combos = _train_combos(_pref_topics("train"))
+    topics = _pref_topics("train")
+    combos = _train_combos(topics)
     rows = []
     for _ in range(n):
         ex = sample_example(rng, *rng.choice(combos))
         kind = rng.choices(list(SCORES), weights=(4, 2, 2, 1, 1))[0]
-        response = ex.response if kind == "good" else rejected(rng, ex, kind)
+        response = ex.response if kind == "good" else rejected(rng, ex, kind, topics)
         score = round(SCORES[kind] + rng.uniform(-0.05, 0.05), 3)
         rows.append({"prompt": ex.prompt, "response": response, "score": score})
     return rows

@@ -118,6 +118,23 @@ def test_preference_validation_uses_unseen_prompts():
         assert not train & val, kind
 
 
+def _main_topic(text: str) -> str | None:
+    """The topic with strictly the most word hits in ``text`` (None on a tie or no hit)."""
+    hits = sorted(((corpus.topic_hits(text, t.key), t.key) for t in TOPICS), reverse=True)
+    return hits[0][1] if hits[0][0] > hits[1][0] else None
+
+
+def test_validation_topics_appear_in_no_training_answer():
+    """Not even as a rejected (off-topic) answer: the reward model must not learn "their words are bad"."""
+    val = set(corpus.preference_val_topics())
+    for name in ("preference_train.jsonl", "ranking_train.jsonl", "scored_train.jsonl"):
+        for row in _jsonl(name):
+            answers = row.get("responses") or [row[k] for k in ("chosen", "rejected", "response") if k in row]
+            assert not any(_main_topic(a) in val for a in answers), (name, row)
+    val_answers = [a for r in _jsonl("preference_val.jsonl") for a in (r["chosen"], r["rejected"])]
+    assert sum(_main_topic(a) in val for a in val_answers) > len(val_answers) // 2  # the check can fire
+
+
 def test_preference_pairs_differ_and_rankings_are_permutations():
     for name in ("preference_train.jsonl", "preference_val.jsonl"):
         for row in _jsonl(name):
