@@ -62,31 +62,30 @@ def shard_stage(module: nn.Module, mesh: Any, *, reshard_after_forward: Optional
                 mp_policy: Any = None, offload_policy: Any = None) -> list[str]:
     """Apply the policy above to a LightningModule's children; returns the names of the sharded
     models (for the log). Idempotent: already sharded children are left alone."""
-    kwargs: dict[str, Any] = {"reshard_after_forward": reshard_after_forward}
-    if mp_policy is not None:
-        kwargs["mp_policy"] = mp_policy
-    if offload_policy is not None:
-        kwargs["offload_policy"] = offload_policy
-    done: list[str] = []
-    for name, child in module.named_children():
-        if is_sharded(child):
-            continue
-        if _is_hf_model(child):
-            shard_model(child, mesh, **kwargs)
-            done.append(name)
-    for name, child in module.named_children():
-        if is_sharded(child) or not any(True for _ in child.parameters()):
-            continue
-        from torch.distributed.fsdp import fully_shard
-
-        fully_shard(child, mesh=mesh, **kwargs)
-        done.append(name)
     loose = [n for n, _ in module.named_parameters(recurse=False)]
     if loose:
         from rlhf_lightning.errors import ConfigError
 
         raise ConfigError(f"{type(module).__name__} holds parameters outside any submodule ({', '.join(loose)}); "
                           "FSDP can only shard parameters of submodules")
+    kwargs: dict[str, Any] = {"reshard_after_forward": reshard_after_forward}
+    if mp_policy is not None:
+        kwargs["mp_policy"] = mp_policy
+    if offload_policy is not None:
+        kwargs["offload_policy"] = offload_policy
+    from torch.distributed.fsdp import fully_shard
+
+    done: list[str] = []
+    for name, child in module.named_children():
+        if is_sharded(child):
+            continue
+        if _is_hf_model(child):
+            shard_model(child, mesh, **kwargs)
+        elif any(True for _ in child.parameters()):
+            fully_shard(child, mesh=mesh, **kwargs)
+        else:
+            continue
+        done.append(name)
     return done
 
 

@@ -238,8 +238,9 @@ class PPOModule(LightningModule):
             logs["explained_variance"] = float(1 - masked_var(r.returns - r.values, r.mask) / var_ret.clamp(min=1e-8))
             logs["value_mean"] = float(masked_mean(r.values, r.mask))
         # the controller sees the global batch, so every process keeps the same coefficient
-        self.kl_ctl.update(float(mean_across(self._trainer, seq_kl.sum(), torch.tensor(float(n)))),
-                           int(sum_across(self._trainer, torch.tensor(n, device=seq_kl.device))))
+        kl_sum, count = sum_across(self._trainer, torch.stack([seq_kl.sum().double(),
+                                                               torch.tensor(float(n), device=seq_kl.device).double()]))
+        self.kl_ctl.update(float((kl_sum / count.clamp(min=1)).to(seq_kl.dtype)), int(count))
         return r, logs
 
     def _apply_constraints(self, r: ro.Rollout, total: torch.Tensor, valid: torch.Tensor,

@@ -30,20 +30,20 @@ def _config(root: Path, build, models, callbacks: list, max_steps: int) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("stage,strategy", [("sft", "fsdp"), ("ppo", "fsdp"), ("ppo", "ddp")])
 def test_kill_and_resume_ends_with_the_same_weights(stage, strategy, tmp_path, models):  # noqa: F811
-    FSDP = _preset(strategy)
+    launch = _preset(strategy)
     build = {"sft": sft, "ppo": ppo}[stage]
     steps, every, kill_at = (6, 2, 4) if stage == "sft" else (8, 4, 4)  # PPO: 2 optimizer steps per rollout
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     for root in (full, resumed):
         root.mkdir()
-    run_cli(_config(full, build, models, [checkpoints(full, every)], steps), *FSDP, subprocess_=True)
+    run_cli(_config(full, build, models, [checkpoints(full, every)], steps), *launch, subprocess_=True)
     run_killed(_config(resumed, build, models, [checkpoints(resumed, every), fault("KillAfterStep", kill_at)], steps),
-               *FSDP)
+               *launch)
     ckpt = resumed / "checkpoints" / "last.ckpt"
     assert ckpt.is_dir() == (strategy == "fsdp") and not (resumed / "export").exists()
     meta = torch.load(ckpt / "meta.pt" if ckpt.is_dir() else ckpt, map_location="cpu", weights_only=False)
     assert meta["global_step"] == kill_at
-    run_cli(_config(resumed, build, models, [checkpoints(resumed, every)], steps), *FSDP, "--ckpt_path", "last",
+    run_cli(_config(resumed, build, models, [checkpoints(resumed, every)], steps), *launch, "--ckpt_path", "last",
             subprocess_=True)
     a, b = load_file(full / "export" / "model.safetensors"), load_file(resumed / "export" / "model.safetensors")
     assert a.keys() == b.keys()
