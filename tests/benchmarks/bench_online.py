@@ -46,7 +46,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from rlhf_lightning.rewards.base import RewardFunction  # noqa: E402  (light: no torch import)
-from tests.benchmarks.meter import Meter, environment, worker_env  # noqa: E402
+from tests.benchmarks.meter import Meter, environment, fit_ours, worker_env  # noqa: E402
 
 THREADS = 2
 PROMPTS = REPO / "configs/demo/data/ppo_prompts.jsonl"
@@ -89,10 +89,6 @@ def _prompt_rows(n: int | None = None) -> list[str]:
 
 # ----------------------------------------------------------------------------------------- workers
 def run_ours(a) -> None:
-    import yaml
-
-    from rlhf_lightning.cli import main
-
     work = Path(a.work)
     episodes = a.prompts_per_step * a.samples
     gen = {"max_new_tokens": a.max_new_tokens, "min_new_tokens": a.max_new_tokens, "do_sample": True,
@@ -138,11 +134,7 @@ def run_ours(a) -> None:
             "train": str(PROMPTS), "max_prompt_length": 96, "batch_size": a.prompts_per_step}},
         "export": {"enabled": False},
     }
-    path = work / "ours.yaml"
-    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    rc = main(["fit", "--config", str(path)])
-    if rc:
-        raise SystemExit(f"rlhf-lightning fit exited with {rc}")
+    fit_ours(work, cfg)
 
 
 def _trl_common(a) -> dict:

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.benchmarks.meter import Meter, environment, worker_env  # noqa: E402
+from tests.benchmarks.meter import Meter, environment, fit_ours, worker_env  # noqa: E402
 
 THREADS = 2
 DATA = REPO / "configs/demo/data/preference_train.jsonl"
@@ -40,10 +40,6 @@ SHAPE = dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_at
 
 
 def run_ours(a) -> None:
-    import yaml
-
-    from rlhf_lightning.cli import main
-
     work = Path(a.work)
     cfg = {
         "seed_everything": 0,
@@ -64,11 +60,7 @@ def run_ours(a) -> None:
             "train": str(DATA), "max_length": a.max_length, "batch_size": a.batch_size}},
         "export": {"enabled": False},
     }
-    path = work / "ours.yaml"
-    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    rc = main(["fit", "--config", str(path)])
-    if rc:
-        raise SystemExit(f"rlhf-lightning fit exited with {rc}")
+    fit_ours(work, cfg)
 
 
 def run_trl(a) -> None:

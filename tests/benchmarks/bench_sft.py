@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.benchmarks.meter import Meter, environment, worker_env  # noqa: E402
+from tests.benchmarks.meter import Meter, environment, fit_ours, worker_env  # noqa: E402
 
 THREADS = 2
 MODELS = {  # Llama shapes; vocab = the tokenizer's (2048 for the demo tokenizer)
@@ -67,10 +67,6 @@ def dataset_stats(rows) -> dict:
 
 # ----------------------------------------------------------------------------------------- workers
 def run_ours(a) -> None:
-    import yaml
-
-    from rlhf_lightning.cli import main
-
     work = Path(a.work)
     optimizer = {"lr": a.lr, "weight_decay": 0.0, **({"fused": True} if a.adamw == "fused" else {})}
     cfg = {
@@ -93,11 +89,7 @@ def run_ours(a) -> None:
             "loss_on": "completion"}},
         "export": {"enabled": False},
     }
-    path = work / "ours.yaml"
-    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    rc = main(["fit", "--config", str(path)])
-    if rc:
-        raise SystemExit(f"rlhf-lightning fit exited with {rc}")
+    fit_ours(work, cfg)
 
 
 def run_trl(a) -> None:

@@ -183,3 +183,16 @@ def __getattr__(name: str):
     LightningStepMeter.__module__ = __name__
     globals()[name] = LightningStepMeter
     return LightningStepMeter
+
+
+def fit_ours(work: Path, cfg: dict) -> None:
+    """Write ``cfg`` as ``work/ours.yaml`` and run ``rlhf-lightning fit`` on it in this process."""
+    import yaml
+
+    from rlhf_lightning.cli import main
+
+    path = Path(work) / "ours.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    rc = main(["fit", "--config", str(path)])
+    if rc:
+        raise SystemExit(f"rlhf-lightning fit exited with {rc}")
