@@ -13,9 +13,9 @@ fsyncs it, ``os.replace``-s it over the target and fsyncs the folder, so the tar
 either the previous complete checkpoint or the new complete one. Remote paths (``s3://`` …) keep
 Lightning's behaviour. The CLI installs it unless the run configures its own ``CheckpointIO``.
 
-Strategies that do not go through a ``CheckpointIO`` are not covered: ``ModelParallelStrategy``
-(FSDP2) with ``save_distributed_checkpoint=True`` (its default) writes a sharded folder in place,
-and DeepSpeed writes its own folder.
+Sharded checkpoints do not go through a ``CheckpointIO``: :class:`~rlhf_lightning.strategies.fsdp2.
+FSDP2Strategy` writes its folder aside and swaps it in itself (:mod:`rlhf_lightning.atomic_paths`);
+Lightning's own ``ModelParallelStrategy`` and DeepSpeed write their folders in place (not covered).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.fabric.utilities.types import _PATH
+
+from rlhf_lightning.atomic_paths import fsync_dir
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -57,7 +59,7 @@ def atomic_torch_save(obj: Any, path: str) -> None:
     except BaseException:
         _remove(tmp)
         raise
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
 def use_atomic_checkpoints(trainer) -> bool:
@@ -94,17 +96,3 @@ def _remove(path: str) -> None:
         os.remove(path)
     except FileNotFoundError:
         pass
-
-
-def _fsync_dir(folder: str) -> None:
-    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

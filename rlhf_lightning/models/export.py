@@ -1,8 +1,8 @@
 """Export a trained model as a Hugging Face folder that transformers / peft / vLLM load without us.
 
 Exports are atomic: everything is written into a hidden sibling folder and swapped into place only
-when complete, so a crash mid-export (disk full, a failing ``save_pretrained``) never leaves a
-half-written folder where a previous good export used to be.
+when complete, so a crash mid-export (disk full, a failing ``save_pretrained``, a SIGKILL) never
+leaves a half-written folder where a previous good export used to be.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
+from rlhf_lightning.atomic_paths import remove_leftovers, replace_directory, staging_path
 from rlhf_lightning.errors import ExportError
 from rlhf_lightning.models.lora import has_adapter, merge_into_base, merged_copy
 from rlhf_lightning.models.quantization import is_quantized_4bit
@@ -28,42 +27,29 @@ __all__ = ["atomic_directory", "export_pretrained"]
 ADAPTER_SUBDIR = "adapter"
 
 
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    """Move ``out_dir`` aside, rename ``tmp`` to it, then delete the old one (restored on failure)."""
-    old: Optional[Path] = None
-    if out_dir.exists() or out_dir.is_symlink():
-        if not out_dir.is_dir():
-            raise ExportError(f"cannot export to {out_dir}: it exists and is not a folder")
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        old.rmdir()  # only the unique name was wanted; rename needs the target absent
-        os.replace(out_dir, old)
-    try:
-        os.replace(tmp, out_dir)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 @contextlib.contextmanager
 def atomic_directory(out_dir: Union[str, Path]) -> Iterator[Path]:
     """Yield a fresh temporary folder that replaces ``out_dir`` when the block finishes cleanly.
 
-    The temporary folder is ``.<name>.tmp-<random>`` beside ``out_dir`` (same filesystem, so the
-    final renames are atomic). If the block raises, the temporary folder is removed, ``out_dir`` is
-    left exactly as it was, and an ExportError naming ``out_dir`` and the cause is raised.
+    The temporary folder is ``.<name>.tmp-<pid>-<random>`` beside ``out_dir`` (same filesystem); it
+    replaces ``out_dir`` in one atomic exchange (see :mod:`rlhf_lightning.atomic_paths`), and
+    leftovers of killed exports to the same ``out_dir`` are deleted first. If the block raises, the
+    temporary folder is removed, ``out_dir`` is left exactly as it was, and an ExportError naming
+    ``out_dir`` and the cause is raised.
     """
     out_dir = Path(out_dir).expanduser().absolute()
+    if out_dir.is_file():
+        raise ExportError(f"cannot export to {out_dir}: it exists and is not a folder")
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        remove_leftovers(out_dir)
+        tmp = staging_path(out_dir)
+        tmp.mkdir()
     except OSError as exc:
         raise ExportError(f"cannot export to {out_dir}: {exc}") from exc
     try:
         yield tmp
-        _swap_into_place(tmp, out_dir)
+        replace_directory(tmp, out_dir)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, ExportError) or not isinstance(exc, Exception):

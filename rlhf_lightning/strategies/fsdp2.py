@@ -9,13 +9,18 @@ the whole world one data-parallel group unless told otherwise. It runs on CPU (g
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
-from typing import Literal, Optional, Union
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
 
+from lightning.fabric.strategies.fsdp import _METADATA_FILENAME
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.strategies import ModelParallelStrategy
 from lightning.pytorch.utilities import rank_zero_info
 from torch.distributed.constants import default_pg_timeout
 
+from rlhf_lightning.atomic_paths import fsync_dir, remove_leftovers, replace_directory, staging_path
 from rlhf_lightning.errors import ConfigError
 
 
@@ -31,6 +36,10 @@ class FSDP2Strategy(ModelParallelStrategy):
         cpu_offload: keep sharded parameters, gradients and optimizer state in CPU memory (GPU only).
         save_distributed_checkpoint: each rank writes its shard (a checkpoint folder); ``False``
             gathers a single full file on rank 0.
+
+    A sharded checkpoint folder is written aside (``.<name>.tmp-<pid>-<random>``) and swapped into
+    place when every shard and the metadata are on disk (:mod:`rlhf_lightning.atomic_paths`), so a
+    kill while saving ``last.ckpt`` leaves the previous ``last.ckpt`` complete and loadable.
     """
 
     def __init__(
@@ -70,3 +79,26 @@ class FSDP2Strategy(ModelParallelStrategy):
                             offload_policy=offload)
         rank_zero_info(f"FSDP2: sharded {', '.join(names) or 'nothing'} over {self.world_size} processes")
         super().setup(trainer)
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], filepath, storage_options: Optional[Any] = None) -> None:
+        if not self._save_distributed_checkpoint or storage_options is not None or not _is_local_file_protocol(filepath):
+            return super().save_checkpoint(checkpoint, filepath, storage_options)
+        target = Path(self.broadcast(os.path.abspath(filepath)))
+        staging = None
+        if self.is_global_zero:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            remove_leftovers(target)  # shards of a save that was killed
+            staging = staging_path(target)
+        staging = self.broadcast(staging)
+        super().save_checkpoint(checkpoint, staging)  # every rank writes its shard; rank 0 the metadata
+        self.barrier("sharded checkpoint written")
+        if self.is_global_zero:
+            _fsync_file(staging / _METADATA_FILENAME)  # DCP fsyncs its shards, Lightning not its metadata
+            fsync_dir(staging)
+            replace_directory(staging, target)
+        self.barrier("sharded checkpoint in place")
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())

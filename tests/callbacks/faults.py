@@ -19,6 +19,11 @@ def _kill_self() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _kill_group() -> None:
+    """SIGKILL every process of this run (the launcher's process group: all ranks at once)."""
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
 class KillAfterStep(Callback):
     """SIGKILL this process when the batch after optimizer step ``step`` starts, i.e. right after the
     checkpoints of step ``step`` were written (ModelCheckpoint runs at the end of the step's batch)."""
@@ -32,29 +37,34 @@ class KillAfterStep(Callback):
 
 
 class _KillWhenPickledBeside:
-    """Pickling it (``torch.save``) kills the process if the temporary file of ``target`` exists,
-    i.e. while the atomic writer is writing ``target`` aside; elsewhere it pickles as ``None``."""
+    """Pickling it (``torch.save``) kills the process (or its whole group) if the temporary file or
+    folder of ``target`` exists, i.e. while the atomic writer is writing ``target`` aside; elsewhere
+    it pickles as ``None``."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, group: bool = False) -> None:
         self.target = target
+        self.group = group
 
     def __reduce__(self):
         folder, name = os.path.split(self.target)
         if any(p.name.startswith(f".{name}.tmp-") for p in Path(folder).iterdir()):
-            _kill_self()
+            _kill_group() if self.group else _kill_self()
         return (type(None), ())
 
 
 class KillDuringSave(Callback):
-    """SIGKILL this process in the middle of writing ``last.ckpt`` for optimizer step ``step``."""
+    """SIGKILL this process in the middle of writing ``last.ckpt`` for optimizer step ``step``; with
+    ``group``, every process of the run (a sharded save: rank 0 dies writing the metadata after all
+    shards were written aside)."""
 
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, group: bool = False) -> None:
         self.step = step
+        self.group = group
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         if trainer.global_step == self.step:
-            checkpoint["zz_kill"] = _KillWhenPickledBeside(os.path.join(trainer.checkpoint_callback.dirpath,
-                                                                         "last.ckpt"))
+            target = os.path.join(trainer.checkpoint_callback.dirpath, "last.ckpt")
+            checkpoint["zz_kill"] = _KillWhenPickledBeside(target, self.group)
 
 
 class NaNAtStep(Callback):

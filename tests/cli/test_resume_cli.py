@@ -209,6 +209,8 @@ def test_kill_during_export_keeps_the_previous_export(tmp_path, tiny_llama_dir, 
     after = load_file(export / "model.safetensors")
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     AutoModelForCausalLM.from_pretrained(export)  # still a complete, loadable folder
+    run_cli(config(1, []))  # the next export deletes the killed one's folder
+    assert not any(p.name.startswith(".export.") for p in tmp_path.iterdir())
 
 
 def test_sft_with_dropout_resumes_exactly(tmp_path, tiny_tokenizer_dir, sft_files):

@@ -157,3 +157,14 @@ def test_atomic_directory_refuses_to_replace_a_file(tmp_path):
         with atomic_directory(target) as tmp:
             (tmp / "x").write_text("x")
     assert target.read_bytes() == b"keep me" and not _leftovers(tmp_path)
+
+
+def test_atomic_directory_deletes_leftovers_of_killed_exports(tmp_path):
+    from tests.test_atomic_paths import _dead_pid
+
+    killed = tmp_path / f".artifact.tmp-{_dead_pid()}-x"
+    killed.mkdir()
+    (killed / "model.safetensors").write_bytes(b"half")
+    with atomic_directory(tmp_path / "artifact") as tmp:
+        (tmp / "a.txt").write_text("one")
+    assert sorted(os.listdir(tmp_path)) == ["artifact"]

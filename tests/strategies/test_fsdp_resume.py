@@ -49,3 +49,26 @@ def test_kill_and_resume_ends_with_the_same_weights(stage, strategy, tmp_path, m
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs after resuming"
+
+
+@pytest.mark.slow
+def test_kill_while_writing_sharded_last_keeps_the_previous_one(tmp_path, models):  # noqa: F811
+    """Every process SIGKILLed while step 4's sharded ``last.ckpt`` is being written (all shards on disk,
+    rank 0 writing the metadata): step 2's folder stays whole, resumes to the uninterrupted run's
+    weights, and the next save deletes the killed one's leftovers."""
+    launch = _preset("fsdp")
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    for root in (full, resumed):
+        root.mkdir()
+    run_cli(_config(full, sft, models, [checkpoints(full, 2)], 6), *launch, subprocess_=True)
+    killer = {**fault("KillDuringSave", 4), "init_args": {"step": 4, "group": True}}
+    run_killed(_config(resumed, sft, models, [checkpoints(resumed, 2), killer], 6), *launch)
+    folder = resumed / "checkpoints"
+    left = [p for p in folder.iterdir() if p.name.startswith(".last.ckpt.tmp-")]
+    assert len(left) == 1 and any(p.suffix == ".distcp" for p in left[0].iterdir())  # killed after the shards
+    assert torch.load(folder / "last.ckpt" / "meta.pt", map_location="cpu", weights_only=False)["global_step"] == 2
+    run_cli(_config(resumed, sft, models, [checkpoints(resumed, 2)], 6), *launch, "--ckpt_path", "last",
+            subprocess_=True)
+    assert not any(p.name.startswith(".last.ckpt.") for p in folder.iterdir())
+    a, b = load_file(full / "export" / "model.safetensors"), load_file(resumed / "export" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
