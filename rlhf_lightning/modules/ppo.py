@@ -27,27 +27,24 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from rlhf_lightning.algorithms.base import AdvantageEstimator
 from rlhf_lightning.algorithms.kl import AdaptiveKLController, FixedKLController, kl_estimate
-from rlhf_lightning.algorithms.lagrangian import LagrangeMultiplier, lagrangian_scores
+from rlhf_lightning.algorithms.lagrangian import LagrangeMultiplier
 from rlhf_lightning.algorithms.masked import masked_count, masked_mean, masked_sum, masked_var, pooled_statistics, whiten
 from rlhf_lightning.algorithms.shaping import clip_scores, missing_eos_penalty, shape_rewards
 from rlhf_lightning.errors import ConfigError
 from rlhf_lightning.losses.ppo import entropy_from_logits, policy_loss_terms, value_loss_terms
-from rlhf_lightning.models.sharding import is_sharded
 from rlhf_lightning.models.spec import ModelSpec
 from rlhf_lightning.modules import ppo_rollout as ro
 from rlhf_lightning.modules.data_parallel import any_across, mean_across, sum_across, world_size
 from rlhf_lightning.modules.ppo_config import (ConstraintRule, CriticSpec, KLSpec, PPOLoopSpec,
                                                RewardShapingSpec)
-from rlhf_lightning.modules.ppo_state import samples_table
+from rlhf_lightning.modules.ppo_state import load_stage_state, samples_table, save_stage_state
 from rlhf_lightning.modules.stage import export_stage_model
 from rlhf_lightning.modules.value_head import (ValueHead, disable_dropout_, freeze_, hidden_size_of,
                                                separate_critic_values)
 from rlhf_lightning.optim.schedules import WarmupCosineLR, default_optimizer
-from rlhf_lightning.random_state import rng_state_for_rank, rng_states_of_all_ranks, set_rng_state
+from rlhf_lightning.random_state import set_rng_state
 from rlhf_lightning.rewards.base import RewardFunction
 from rlhf_lightning.rollout.generation import GenerationSpec
-
-REF_PREFIX = "ref_model."
 
 # The option dataclasses are saved among the checkpoint's hyperparameters; allow them in
 # torch.load(weights_only=True), which Lightning uses when a run is resumed with --ckpt_path.
@@ -196,24 +193,18 @@ class PPOModule(LightningModule):
     def make_experience(self, batch: dict[str, Any]) -> tuple[ro.Rollout, dict[str, float]]:
         """Generate, score and shape one prompt batch; returns the rollout and its metrics."""
         r = ro.sample(self.model, self.tokenizer, batch, self.generation)
-        n, dev = len(r), r.input_ids.device
-        logs: dict[str, float] = {}
+        n = len(r)
         want_hidden = self.value_head is not None
         r.old_logps, _, hidden = ro.forward_completion(self.model, r, temperature=self.temperature, hidden=want_hidden)
         r.values = self._values(r, hidden=hidden)
         with self._reference() as ref:
             r.ref_logps, _, _ = ro.forward_completion(ref, r, temperature=self.temperature)
 
-        components, invalid = ro.score(self.reward_plugins, r, skip_invalid=self.shaping.on_invalid == "skip")
-        total = ro.weighted_total(components, self.reward_plugins, n, dev)
-        if invalid.any():  # scored 0 by the tolerant wrapper; use the batch mean so baselines stay sane
-            total = torch.where(invalid, total[~invalid].mean() if (~invalid).any() else 0.0, total)
-        logs["reward"] = float(total[~invalid].mean()) if (~invalid).any() else float("nan")
-        for name, values in components.items():
-            logs[f"reward/{name}"] = float(values[~invalid].mean()) if (~invalid).any() else float("nan")
-        logs["reward/invalid"] = float(invalid.sum())
-        valid = ~invalid
-        total, valid = self._apply_constraints(r, total, valid, logs)
+        total, invalid, logs = ro.total_reward(self.reward_plugins, r, skip_invalid=self.shaping.on_invalid == "skip")
+        total, valid, constraint_logs = ro.apply_constraints(
+            self.constraint_rules, self.constraint_names, self.lambdas, r, total, ~invalid,
+            lambda s, c: mean_across(self._trainer, s, c))
+        logs.update(constraint_logs)
         r.valid = valid
 
         scores = missing_eos_penalty(clip_scores(total, self.shaping.clip), r.finished, self.shaping.missing_eos_penalty)
@@ -242,28 +233,6 @@ class PPOModule(LightningModule):
                                                                torch.tensor(float(n), device=seq_kl.device).double()]))
         self.kl_ctl.update(float((kl_sum / count.clamp(min=1)).to(seq_kl.dtype)), int(count))
         return r, logs
-
-    def _apply_constraints(self, r: ro.Rollout, total: torch.Tensor, valid: torch.Tensor,
-                           logs: dict[str, float]) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.constraint_rules:
-            return total, valid
-        plugins = [(name, rule.checker, 1.0) for name, rule in zip(self.constraint_names, self.constraint_rules)]
-        costs, _ = ro.score(plugins, r, what="cost")
-        for name, rule in zip(self.constraint_names, self.constraint_rules):
-            cost = costs[name]
-            violated = torch.tensor(rule.checker.violated(cost.tolist()), dtype=torch.bool, device=cost.device)
-            logs[f"constraint/{name}/cost"] = float(cost.mean())
-            logs[f"constraint/{name}/violation_rate"] = float(violated.float().mean())
-            if rule.mode == "skip":
-                valid = valid & ~violated
-            elif rule.mode == "penalize":
-                total = total - rule.coef * cost
-            else:  # lagrangian: ascend λ on this batch's mean cost, then price the cost with it
-                mean_cost = mean_across(self._trainer, cost.sum(), torch.tensor(float(cost.numel())))
-                lam = self.lambdas[name].update(float(mean_cost), rule.checker.threshold)
-                total = lagrangian_scores(total, cost, lam, normalize=rule.normalize)
-                logs[f"constraint/{name}/lambda"] = lam
-        return total, valid
 
     # -- update ----------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -410,46 +379,10 @@ class PPOModule(LightningModule):
 
     # -- checkpoints -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("state_dict", {})
-        # frozen: rebuilt from its source on load, not stored — except under FSDP, whose (strict)
-        # sharded loader restores every parameter of the module from the checkpoint
-        if self.ref_model is None or not is_sharded(self.ref_model):
-            for key in [k for k in state if k.startswith(REF_PREFIX)]:
-                del state[key]
-        rngs = rng_states_of_all_ranks(world_size(self._trainer))
-        checkpoint["ppo_state"] = {
-            "kl_controller": self.kl_ctl.state_dict(),
-            "lambdas": {name: lam.state_dict() for name, lam in self.lambdas.items()},
-            "rng": rngs[0],
-            "rng_per_rank": rngs,
-            "rollouts_done": self.rollouts_done,
-            "optimizer_steps": self.optimizer_steps,
-            "rewards": {name: p.state_dict() for name, p, _ in self.reward_plugins},
-            "constraints": {name: rule.checker.state_dict()
-                            for name, rule in zip(self.constraint_names, self.constraint_rules)},
-        }
+        save_stage_state(self, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.ref_model is not None and "state_dict" in checkpoint:
-            for key, value in self.ref_model.state_dict().items():
-                checkpoint["state_dict"].setdefault(REF_PREFIX + key, value)
-        state = checkpoint.get("ppo_state")
-        if not state:
-            return
-        self.kl_ctl.load_state_dict(state["kl_controller"])
-        for name, lam_state in state["lambdas"].items():
-            if name in self.lambdas:
-                self.lambdas[name].load_state_dict(lam_state)
-        self.rollouts_done = state["rollouts_done"]
-        self.optimizer_steps = state.get("optimizer_steps", 0)
-        for name, plugin, _ in self.reward_plugins:
-            if state["rewards"].get(name):
-                plugin.load_state_dict(state["rewards"][name])
-        for name, rule in zip(self.constraint_names, self.constraint_rules):
-            if state["constraints"].get(name):
-                rule.checker.load_state_dict(state["constraints"][name])
-        # applied at the next training step, after the loaders are built
-        self._pending_rng = rng_state_for_rank(state, self.global_rank, world_size(self._trainer))
+        load_stage_state(self, checkpoint)
 
     # -- export ----------------------------------------------------------------------------------
     def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> Optional[str]:

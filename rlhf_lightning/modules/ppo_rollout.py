@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import Tensor
 
+from rlhf_lightning.algorithms.lagrangian import lagrangian_scores
 from rlhf_lightning.algorithms.shaping import last_token_index
 from rlhf_lightning.errors import PluginError
 from rlhf_lightning.losses.token_logprobs import token_logps
@@ -176,6 +177,52 @@ def weighted_total(values: dict[str, Tensor], plugins: Sequence[tuple[str, Any, 
     for name, _, weight in plugins:
         total = total + weight * values[name]
     return total
+
+
+def total_reward(plugins: Sequence[tuple[str, Any, float]], rollout: Rollout, *,
+                 skip_invalid: bool) -> tuple[Tensor, Tensor, dict[str, float]]:
+    """The weighted reward ``(N,)``, the invalid samples ``(N,)`` bool (see :func:`score`) and the
+    means of each plugin over valid samples. Invalid samples get the valid samples' mean reward, so
+    group baselines and whitening stay sane (they are kept out of the update by the caller)."""
+    components, invalid = score(plugins, rollout, skip_invalid=skip_invalid)
+    total = weighted_total(components, plugins, len(rollout), rollout.input_ids.device)
+    ok = ~invalid
+    if invalid.any():
+        total = torch.where(invalid, total[ok].mean() if ok.any() else 0.0, total)
+
+    def mean(values: Tensor) -> float:
+        return float(values[ok].mean()) if ok.any() else float("nan")
+
+    logs = {"reward": mean(total), **{f"reward/{name}": mean(v) for name, v in components.items()},
+            "reward/invalid": float(invalid.sum())}
+    return total, invalid, logs
+
+
+def apply_constraints(rules: Sequence[Any], names: Sequence[str], lambdas: dict[str, Any], rollout: Rollout,
+                      total: Tensor, valid: Tensor, global_mean) -> tuple[Tensor, Tensor, dict[str, float]]:
+    """Apply each :class:`~rlhf_lightning.modules.ppo_config.ConstraintRule`: ``skip`` drops violators
+    from ``valid``, ``penalize`` subtracts ``coef · cost`` from ``total``, ``lagrangian`` ascends λ on
+    the global mean cost (``global_mean(sum, count)``) and prices the cost with it.
+    Returns the new ``(total (N,), valid (N,), logs)``."""
+    logs: dict[str, float] = {}
+    if not rules:
+        return total, valid, logs
+    costs, _ = score([(name, rule.checker, 1.0) for name, rule in zip(names, rules)], rollout, what="cost")
+    for name, rule in zip(names, rules):
+        cost = costs[name]
+        violated = torch.tensor(rule.checker.violated(cost.tolist()), dtype=torch.bool, device=cost.device)
+        logs[f"constraint/{name}/cost"] = float(cost.mean())
+        logs[f"constraint/{name}/violation_rate"] = float(violated.float().mean())
+        if rule.mode == "skip":
+            valid = valid & ~violated
+        elif rule.mode == "penalize":
+            total = total - rule.coef * cost
+        else:  # lagrangian
+            mean_cost = global_mean(cost.sum(), torch.tensor(float(cost.numel())))
+            lam = lambdas[name].update(float(mean_cost), rule.checker.threshold)
+            total = lagrangian_scores(total, cost, lam, normalize=rule.normalize)
+            logs[f"constraint/{name}/lambda"] = lam
+    return total, valid, logs
 
 
 def plugin_names(plugins: Sequence[Any], given: Optional[Sequence[Optional[str]]] = None) -> list[str]:

@@ -10,7 +10,7 @@ from lightning.pytorch import seed_everything
 
 from rlhf_lightning.constraints.base import ConstraintChecker
 from rlhf_lightning.modules.ppo_config import ConstraintRule
-from rlhf_lightning.modules.ppo_rollout import Rollout, position_ids_of
+from rlhf_lightning.modules.ppo_rollout import Rollout, apply_constraints, position_ids_of
 from rlhf_lightning.rollout.generation import GenerationSpec
 from tests.modules.ppo_helpers import CharLength, make_data, make_module, make_trainer, weights, write_prompts
 
@@ -92,10 +92,16 @@ def fake_rollout(n: int = 4) -> Rollout:
                    group_ids=torch.arange(n), prompts=["p"] * n, completions=["c"] * n)
 
 
+def _apply(module, total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """The stage's constraint step on a 4-sample rollout, one process (global mean = local mean)."""
+    return apply_constraints(module.constraint_rules, module.constraint_names, module.lambdas, fake_rollout(),
+                             total, torch.ones(4, dtype=torch.bool), lambda s, c: s / c)
+
+
 def test_penalize_subtracts_coef_times_cost(tiny_llama_dir):
     rule = ConstraintRule(checker=FixedCost([0.0, 2.0]), mode="penalize", coef=0.5)
     module = make_module(tiny_llama_dir, [CharLength()], constraints=[rule])
-    total, valid = module._apply_constraints(fake_rollout(), torch.ones(4), torch.ones(4, dtype=torch.bool), {})
+    total, valid, _ = _apply(module, torch.ones(4))
     assert total.tolist() == [1.0, 0.0, 1.0, 0.0] and valid.all()
 
 
@@ -107,8 +113,7 @@ def test_lagrange_multiplier_rises_while_violated_and_falls_back(tiny_llama_dir)
     lams, scores = [], []
     for step in range(8):
         checker.costs = [3.0] if step < 4 else [0.0]
-        logs: dict = {}
-        total, _ = module._apply_constraints(fake_rollout(), torch.full((4,), 2.0), torch.ones(4, dtype=torch.bool), logs)
+        total, _, logs = _apply(module, torch.full((4,), 2.0))
         lams.append(logs["constraint/len/lambda"])
         scores.append(float(total[0]))
     assert lams == [1.0, 2.0, 3.0, 4.0, 3.5, 3.0, 2.5, 2.0]
@@ -116,7 +121,7 @@ def test_lagrange_multiplier_rises_while_violated_and_falls_back(tiny_llama_dir)
     assert scores[0] == pytest.approx(-0.5)
     assert scores[4] == pytest.approx(2.0 / 4.5)  # C = 0: only the normalisation
     for _ in range(10):
-        module._apply_constraints(fake_rollout(), torch.ones(4), torch.ones(4, dtype=torch.bool), {})
+        _apply(module, torch.ones(4))
     assert module.lambdas["len"].value == 0.0  # projected: never below 0
 
 
