@@ -9,7 +9,8 @@ import argparse
 import os
 from pathlib import Path
 
-from rlhf_lightning.demo.corpus import DEFAULT_SEED, generate
+from rlhf_lightning.demo.corpus import DEFAULT_SEED
+from rlhf_lightning.demo.files import generate
 from rlhf_lightning.demo.tokenizer import DEMO_VOCAB_SIZE, demo_texts, train_tokenizer
 
 

@@ -1,4 +1,4 @@
-"""Deterministic generator of the offline demo data: pre-training text, SFT, preferences, rankings, prompts.
+"""Deterministic generator of the offline demo data: topics, splits, examples, pre-training text, SFT, prompts.
 
 An assistant answers short requests (poems, explanations, word lists, advice, translations, greetings)
 about ~50 topics in English and Chinese. Answers are assembled from the asked topic's own words
@@ -20,16 +20,13 @@ every run and platform.
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 from rlhf_lightning.demo.templates import (
-    ANSWERS, FOLLOW_UP, LANGS, PRETRAIN, PROMPTS, REJECT_IDK, REJECT_RUDE, SEED_ROWS, SMALL_TALK, SYSTEM_PROMPTS,
+    ANSWERS, FOLLOW_UP, LANGS, PRETRAIN, PROMPTS, SEED_ROWS, SMALL_TALK, SYSTEM_PROMPTS,
     TASKS, TRANSLATION_PAIRS,
 )
 from rlhf_lightning.demo.topics import BY_KEY, TOPICS, Topic
@@ -43,9 +40,6 @@ PRETRAIN_DOCS_PER_TOPIC_LANG = 28
 GLOSSARY_DOCS_PER_TOPIC_LANG = 4  # of which bilingual word lists
 SFT_SAMPLES_PER_COMBO = 5
 SFT_VAL_SAMPLES_PER_COMBO = 2
-N_PREFERENCE_TRAIN, N_PREFERENCE_VAL = 1500, 200
-N_RANKING_TRAIN, N_RANKING_VAL = 600, 100
-N_SCORED_TRAIN = 1200
 N_PPO_PROMPTS = 200
 N_MESSAGES = 300
 
@@ -167,45 +161,6 @@ def sample_example(rng: random.Random, topic: Topic, task: str, lang: str, phras
         return Example(prompt_tpl.format(s=src), answer_tpl.format(s=tgt), topic.key, task, lang)
     return Example(prompt_tpl.format_map(slots), answer_tpl.format_map(slots), topic.key, task, lang)
 
-
-# ---------------------------------------------------------------------------------------------------
-# rejected answers
-
-REJECT_KINDS: tuple[str, ...] = ("off_topic", "truncated", "rude", "idk")
-_END_PUNCT = ".,;:!?。，；：！？、…\"”"
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def truncate(text: str, rng: random.Random) -> str:
-    """Cut ``text`` to its first third to two thirds, without final punctuation.
-
-    English-only text is cut between words; text with Chinese characters is cut between characters.
-    """
-    spaced = " " in text and not _CJK.search(text)
-    units = text.split(" ") if spaced else list(text)
-    k = rng.randint(max(1, len(units) // 3), max(1, (2 * len(units)) // 3))
-    out = (" " if spaced else "").join(units[:k]).rstrip(_END_PUNCT + " ")
-    return out or units[0]
-
-
-def rejected(rng: random.Random, ex: Example, kind: str, topics: tuple[Topic, ...] | list[Topic] = TOPICS) -> str:
-    """A worse answer to ``ex.prompt``: another topic's answer, a cut-off answer, a rude one or "I don't know".
-
-    An off-topic answer is about one of ``topics`` (the split's own topics, so a validation topic's
-    words never appear in a training file, not even in a rejected answer).
-    """
-    if kind == "off_topic":
-        other = rng.choice([t for t in topics if t.key != ex.topic])
-        return sample_example(rng, other, ex.task, ex.lang).response
-    if kind == "truncated":
-        return truncate(ex.response, rng)
-    if kind == "rude":
-        return rng.choice(REJECT_RUDE[ex.lang])
-    if kind == "idk":
-        return rng.choice(REJECT_IDK[ex.lang])
-    raise ValueError(f"unknown rejected kind {kind!r}; known: {', '.join(REJECT_KINDS)}")
-
-
 # ---------------------------------------------------------------------------------------------------
 # the files
 
@@ -291,63 +246,6 @@ def heldout_examples(seed: int = DEFAULT_SEED) -> list[Example]:
     rng = random.Random(f"{seed}-heldout")
     return [sample_example(rng, t, heldout_task(t.key), heldout_lang(t.key), phrasing="heldout") for t in TOPICS]
 
-
-def _pref_topics(split: str) -> list[Topic]:
-    val = set(preference_val_topics())
-    return [t for t in TOPICS if (t.key in val) == (split == "val")]
-
-
-def preference_rows(split: str, n: int, seed: int = DEFAULT_SEED) -> list[dict]:
-    """``{"prompt", "chosen", "rejected"}``; rejected is off-topic (40 %), truncated, rude or "I don't know"."""
-    rng = random.Random(f"{seed}-preference-{split}")
-    topics = _pref_topics(split)
-    combos = _train_combos(topics)
-    rows = []
-    for _ in range(n):
-        ex = sample_example(rng, *rng.choice(combos))
-        kind = rng.choices(REJECT_KINDS, weights=(4, 2, 2, 2))[0]
-        rows.append({"prompt": ex.prompt, "chosen": ex.response, "rejected": rejected(rng, ex, kind, topics)})
-    return rows
-
-
-def ranking_rows(split: str, n: int, seed: int = DEFAULT_SEED) -> list[dict]:
-    """``{"prompt", "responses": [4], "ranking": [best→worst indices]}``.
-
-    Quality order: on-topic complete > truncated > off-topic > rude or "I don't know".
-    """
-    rng = random.Random(f"{seed}-ranking-{split}")
-    topics = _pref_topics(split)
-    combos = _train_combos(topics)
-    rows = []
-    for _ in range(n):
-        ex = sample_example(rng, *rng.choice(combos))
-        by_quality = [ex.response, rejected(rng, ex, "truncated"), rejected(rng, ex, "off_topic", topics),
-                      rejected(rng, ex, rng.choice(("rude", "idk")))]
-        perm = list(range(4))
-        rng.shuffle(perm)  # responses[j] is the answer of quality rank perm[j]
-        responses = [by_quality[q] for q in perm]
-        rows.append({"prompt": ex.prompt, "responses": responses, "ranking": sorted(range(4), key=perm.__getitem__)})
-    return rows
-
-
-SCORES = {"good": 1.0, "truncated": 0.5, "off_topic": 0.2, "idk": 0.1, "rude": 0.0}
-
-
-def scored_rows(n: int, seed: int = DEFAULT_SEED) -> list[dict]:
-    """``{"prompt", "response", "score"}``: score by answer kind (:data:`SCORES`) ± 0.05 noise."""
-    rng = random.Random(f"{seed}-scored")
-    topics = _pref_topics("train")
-    combos = _train_combos(topics)
-    rows = []
-    for _ in range(n):
-        ex = sample_example(rng, *rng.choice(combos))
-        kind = rng.choices(list(SCORES), weights=(4, 2, 2, 1, 1))[0]
-        response = ex.response if kind == "good" else rejected(rng, ex, kind, topics)
-        score = round(SCORES[kind] + rng.uniform(-0.05, 0.05), 3)
-        rows.append({"prompt": ex.prompt, "response": response, "score": score})
-    return rows
-
-
 def ppo_prompt_rows(n: int, seed: int = DEFAULT_SEED) -> list[dict]:
     """Distinct training prompts for RL, with ``topic``/``task``/``lang`` columns for keyword rewards."""
     rng = random.Random(f"{seed}-ppo")
@@ -378,52 +276,3 @@ def message_rows(n: int, seed: int = DEFAULT_SEED) -> list[dict]:
             {"role": "assistant", "content": second.response},
         ]})
     return rows
-
-
-def _example_row(ex: Example, *, meta: bool = False, reference: bool = False) -> dict:
-    row = {"prompt": ex.prompt}
-    if not meta:
-        row["response"] = ex.response
-        return row
-    row.update(topic=ex.topic, task=ex.task, lang=ex.lang)
-    if reference:
-        row["reference"] = ex.response
-    return row
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def write_csv(path: Path, rows: list[Example]) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["prompt", "response"])
-        for ex in rows:
-            w.writerow([ex.prompt, ex.response])
-
-
-def generate(out_dir: str | Path, seed: int = DEFAULT_SEED) -> dict[str, Path]:
-    """Write every demo data file into ``out_dir``; returns {file name: path}."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, list[dict] | list[Example]] = {
-        "pretrain.jsonl": [{"text": d} for d in pretrain_docs(seed)],
-        "sft_train.csv": sft_examples(seed),
-        "sft_val.jsonl": [_example_row(e) for e in sft_val_examples(seed)],
-        "prompts_heldout.jsonl": [_example_row(e, meta=True, reference=True) for e in heldout_examples(seed)],
-        "preference_train.jsonl": preference_rows("train", N_PREFERENCE_TRAIN, seed),
-        "preference_val.jsonl": preference_rows("val", N_PREFERENCE_VAL, seed),
-        "ranking_train.jsonl": ranking_rows("train", N_RANKING_TRAIN, seed),
-        "ranking_val.jsonl": ranking_rows("val", N_RANKING_VAL, seed),
-        "scored_train.jsonl": scored_rows(N_SCORED_TRAIN, seed),
-        "ppo_prompts.jsonl": ppo_prompt_rows(N_PPO_PROMPTS, seed),
-        "messages_train.jsonl": message_rows(N_MESSAGES, seed),
-    }
-    paths = {}
-    for name, rows in files.items():
-        paths[name] = out / name
-        (write_csv if name.endswith(".csv") else write_jsonl)(paths[name], rows)
-    return paths

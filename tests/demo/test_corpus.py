@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 from pathlib import Path
 
 import pytest
 
-from rlhf_lightning.demo import corpus
+from rlhf_lightning.demo import corpus, files, preferences
 from rlhf_lightning.demo.corpus import is_on_topic, topic_words
 from rlhf_lightning.demo.templates import TASKS
 from rlhf_lightning.demo.topics import TOPICS
@@ -40,7 +41,7 @@ def _csv(name: str) -> list[dict]:
 
 
 def test_regenerating_gives_the_committed_files(tmp_path):
-    paths = corpus.generate(tmp_path)
+    paths = files.generate(tmp_path)
     committed = sorted(p.name for p in DATA.iterdir())
     assert sorted(paths) == committed, "configs/demo/data holds files the generator does not write (or lacks some)"
     for name, path in paths.items():
@@ -135,6 +136,17 @@ def test_validation_topics_appear_in_no_training_answer():
     assert sum(_main_topic(a) in val for a in val_answers) > len(val_answers) // 2  # the check can fire
 
 
+def test_off_topic_training_answers_are_also_chosen_for_their_own_prompt():
+    """Mirrored pairs: an answer is bad only against another topic's prompt, never by itself."""
+    rows = _jsonl("preference_train.jsonl")
+    chosen = {r["chosen"] for r in rows}
+    off_topic = [r for r in rows[:-1]  # the last row's mirror may fall beyond the file's length
+                 if None != _main_topic(r["rejected"]) != _main_topic(r["chosen"]) != None
+                 and not r["chosen"].startswith(r["rejected"])]  # not a truncated answer
+    assert len(off_topic) > len(rows) // 4
+    assert all(r["rejected"] in chosen for r in off_topic)
+
+
 def test_preference_pairs_differ_and_rankings_are_permutations():
     for name in ("preference_train.jsonl", "preference_val.jsonl"):
         for row in _jsonl(name):
@@ -148,7 +160,7 @@ def test_preference_pairs_differ_and_rankings_are_permutations():
 
 
 def test_ranking_best_answer_is_on_topic_and_complete():
-    for row in corpus.ranking_rows("train", 50):
+    for row in preferences.ranking_rows("train", 50):
         best, second = (row["responses"][i] for i in row["ranking"][:2])
         assert best.startswith(second) and len(best) > len(second)
 
@@ -165,7 +177,7 @@ def test_generated_answers_are_judged_on_topic_and_other_topics_are_not():
     for ex in examples[:200]:
         other = next(t.key for t in TOPICS if t.key != ex.topic and not is_on_topic(ex.response, t.key))
         assert not is_on_topic(ex.response, other)
-    off = [is_on_topic(corpus.rejected(corpus.random.Random(i), ex, "off_topic"), ex.topic)
+    off = [is_on_topic(preferences.rejected(random.Random(i), ex, "off_topic"), ex.topic)
            for i, ex in enumerate(examples[:200])]
     assert sum(off) <= 10  # a few off-topic answers share a word (e.g. 风 in 海风) and tie
 
