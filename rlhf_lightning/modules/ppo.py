@@ -69,6 +69,10 @@ class PPOModule(LightningModule):
             (LoRA), else a frozen copy of the policy's initial weights.
         kl, ppo, shaping: see :class:`KLSpec`, :class:`PPOLoopSpec`, :class:`RewardShapingSpec`.
         generation: rollout sampling (``num_return_sequences`` = samples per prompt).
+        val_generation: how validation answers held-out prompts; default greedy, one answer each.
+            With sampling, every validation draws the same random numbers (seeded by
+            ``val_seed``, the process and the batch, in a forked random state that leaves training's
+            stream untouched), so scores of successive validations differ only by the policy.
         optimizer, scheduler: injected by LightningCLI; the scheduler steps every optimizer step.
         log_samples_every_n_steps: write a table of sample generations to loggers that take text
             (TensorBoard) every N training steps (0: never); ``num_logged_samples`` rows.
@@ -88,6 +92,8 @@ class PPOModule(LightningModule):
         ppo: PPOLoopSpec = PPOLoopSpec(),
         shaping: RewardShapingSpec = RewardShapingSpec(),
         generation: GenerationSpec = GenerationSpec(max_new_tokens=64, do_sample=True),
+        val_generation: Optional[GenerationSpec] = None,
+        val_seed: int = 0,
         optimizer: OptimizerCallable = default_optimizer,
         scheduler: Optional[LRSchedulerCallable] = None,
         log_samples_every_n_steps: int = 50,
@@ -118,6 +124,7 @@ class PPOModule(LightningModule):
         ppo.check()
         self.policy_spec, self.reference_spec, self.critic_spec = policy, reference, critic
         self.kl, self.ppo, self.shaping, self.generation = kl, ppo, shaping, generation
+        self.val_generation = val_generation or replace(generation, do_sample=False, num_return_sequences=1)
         self.kl_ctl = (AdaptiveKLController(kl.coef, kl.target, kl.horizon) if kl.target is not None
                        else FixedKLController(kl.coef))
         self.optimizer_fn, self.scheduler_fn = optimizer, scheduler
@@ -348,9 +355,11 @@ class PPOModule(LightningModule):
 
     # -- validation ------------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Greedy completions of held-out prompts: rewards, costs, KL to the reference, length."""
-        spec = replace(self.generation, do_sample=False, num_return_sequences=1)
-        r = ro.sample(self.model, self.tokenizer, batch, spec)
+        """Completions of held-out prompts (``val_generation``): rewards, costs, KL to the reference, length."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.hparams.val_seed + 1_000_003 * self.global_rank + batch_idx)
+            r = ro.sample(self.model, self.tokenizer, batch, self.val_generation)
         components, _ = ro.score(self.reward_plugins, r)
         total = ro.weighted_total(components, self.reward_plugins, len(r), r.input_ids.device)
         logps, _, _ = ro.forward_completion(self.model, r)

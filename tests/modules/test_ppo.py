@@ -232,3 +232,26 @@ def test_grpo_raises_a_rule_reward(tiny_llama_dir, prompts, tmp_path):
     fit(module, make_data(tiny_llama_dir, prompts, batch_size=4), tmp_path, max_steps=2 * 30)
     first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
     assert len(rewards) == 30 and last > first + 0.2, (first, last)
+
+
+def test_sampled_validation_repeats_its_draws_and_leaves_training_randomness_alone(tiny_llama_dir, prompts, tmp_path):
+    """val_generation with sampling: two validations of the same policy score the same samples (common
+    random numbers), and the global random stream is where it was before validating."""
+    seed_everything(0)
+    spec = GenerationSpec(max_new_tokens=6, do_sample=True, num_return_sequences=3)
+    module = make_module(tiny_llama_dir, val_generation=spec)
+    data = make_data(tiny_llama_dir, prompts, val=str(prompts))
+    trainer = make_trainer(tmp_path, 1)
+    greedy = make_module(tiny_llama_dir)
+    trainer.validate(greedy, datamodule=data, verbose=False)  # builds the models
+    torch.manual_seed(123)
+    trainer.validate(greedy, datamodule=data, verbose=False)
+    after_greedy = torch.rand(4)  # (Lightning's loader iterator draws its seed either way)
+    first = trainer.validate(module, datamodule=data, verbose=False)[0]
+    torch.manual_seed(123)
+    second = trainer.validate(module, datamodule=data, verbose=False)[0]
+    assert torch.equal(torch.rand(4), after_greedy)  # sampling drew from its own forked stream
+    assert first["val/reward"] == second["val/reward"] and first["val/response_length"] == second["val/response_length"]
+    other = trainer.validate(make_module(tiny_llama_dir, val_generation=spec, val_seed=1), datamodule=data,
+                             verbose=False)[0]
+    assert other["val/reward"] != first["val/reward"]  # the draws do depend on val_seed
