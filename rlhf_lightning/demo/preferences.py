@@ -18,7 +18,7 @@ from rlhf_lightning.demo.templates import REJECT_IDK, REJECT_RUDE
 from rlhf_lightning.demo.topics import TOPICS, Topic
 
 # Sizes of the generated files.
-N_PREFERENCE_TRAIN, N_PREFERENCE_VAL = 1500, 200
+N_PREFERENCE_TRAIN, N_PREFERENCE_VAL = 3000, 200
 N_RANKING_TRAIN, N_RANKING_VAL = 600, 100
 N_SCORED_TRAIN = 1200
 

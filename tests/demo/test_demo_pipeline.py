@@ -79,7 +79,7 @@ def test_sft_then_on_topic_answers_to_held_out_prompts(workdir):
 
 
 def test_reward_model_ranks_held_out_pairs(workdir):
-    """Issue target 0.9; measured 0.87 on 2026-11-22 with the leak-free data, so this guards 0.85 (see the config header)."""
+    """Held-out pairwise accuracy >= 0.9 (the issue's target; see the config header for the figures)."""
     run(workdir, "fit", "--config", "configs/demo/reward.yaml")
     from rlhf_lightning.rewards.model import ClassifierReward
 
@@ -90,7 +90,7 @@ def test_reward_model_ranks_held_out_pairs(workdir):
     rejected = reward([r["prompt"] for r in rows], [r["rejected"] for r in rows])
     accuracy = sum(c > r for c, r in zip(chosen, rejected)) / len(rows)
     print(f"held-out pairwise accuracy of the exported demo reward model: {accuracy:.3f}")
-    assert accuracy >= 0.85, accuracy
+    assert accuracy >= 0.9, accuracy
 
 
 def test_dpo_separates_held_out_pairs(workdir):
