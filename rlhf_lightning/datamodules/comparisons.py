@@ -114,11 +114,11 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
         if stage in ("validate", "test") and not self.val_data:
             raise DataError("no validation comparisons: set data.val or data.val_fraction")
 
-    def _loader(self, rows, shuffle: bool, batch_size: int) -> DataLoader:
+    def _loader(self, rows, batch_size: int) -> DataLoader:
         from rlhf_lightning.data.comparison_batches import ComparisonCollator
 
-        return DataLoader(rows, batch_size=batch_size, shuffle=shuffle, num_workers=self.hparams.num_workers,
-                          collate_fn=ComparisonCollator(self._load_tokenizer().pad_token_id))
+        return self.eval_loader(rows, batch_size=batch_size, num_workers=self.hparams.num_workers,
+                                collate_fn=ComparisonCollator(self._load_tokenizer().pad_token_id))
 
     def train_dataloader(self) -> DataLoader:
         from rlhf_lightning.data.comparison_batches import ComparisonCollator
@@ -129,7 +129,7 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
     def val_dataloader(self):
         if not self.val_data:
             return []
-        return self._loader(self.val_data, False, self.hparams.eval_batch_size or self.hparams.batch_size)
+        return self._loader(self.val_data, self.hparams.eval_batch_size or self.hparams.batch_size)
 
     def test_dataloader(self):
         return self.val_dataloader()

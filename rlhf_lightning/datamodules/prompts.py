@@ -138,5 +138,5 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
     def val_dataloader(self):
         if not self.val_data:
             return []
-        return DataLoader(self.val_data, batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
-                          shuffle=False, collate_fn=self._collator(), num_workers=self.hparams.num_workers)
+        return self.eval_loader(self.val_data, batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
+                                collate_fn=self._collator(), num_workers=self.hparams.num_workers)

@@ -94,6 +94,13 @@ class ResumableTrainData:
         return DataLoader(rows, batch_size=self.hparams.batch_size, sampler=self.sampler, collate_fn=collate_fn,
                           num_workers=num_workers, generator=generator)
 
+    def eval_loader(self, rows, *, batch_size: int, collate_fn, num_workers: int) -> DataLoader:
+        """Rows in order, for validation and prediction. Its own generator too: a validation during
+        training then draws nothing from the global random stream, so dropout and rollouts see the
+        same numbers whatever the validation schedule."""
+        return DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collate_fn, num_workers=num_workers,
+                          generator=torch.Generator().manual_seed(self.hparams.seed))
+
     def state_dict(self) -> dict[str, Any]:
         """The epoch and how many of its samples (all ranks together) the trainer has consumed."""
         trainer = getattr(self, "trainer", None)

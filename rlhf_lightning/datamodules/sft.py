@@ -154,12 +154,13 @@ class SFTDataModule(ResumableTrainData, LightningDataModule):
     def val_dataloader(self):
         if not self.val_data:
             return []
-        return DataLoader(self.val_data, batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
-                          shuffle=False, collate_fn=self._collator(), num_workers=self.hparams.num_workers)
+        return self.eval_loader(self.val_data, batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
+                                collate_fn=self._collator(), num_workers=self.hparams.num_workers)
 
     def predict_dataloader(self) -> DataLoader:
         from rlhf_lightning.data.prompts import PromptCollator
 
-        return DataLoader(self.predict_data, batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
-                          shuffle=False, collate_fn=PromptCollator(self._load_tokenizer(), self.hparams.max_prompt_length))
+        return self.eval_loader(self.predict_data, batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
+                                collate_fn=PromptCollator(self._load_tokenizer(), self.hparams.max_prompt_length),
+                                num_workers=0)
 

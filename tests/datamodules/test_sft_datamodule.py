@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from rlhf_lightning.datamodules.sft import SFTDataModule
 from rlhf_lightning.errors import ConfigError
@@ -56,3 +57,16 @@ def test_bad_options(tiny_tokenizer_dir):
         dm.setup("fit")
     with pytest.raises(ConfigError, match="data.predict is empty"):
         dm.setup("predict")
+
+
+def test_evaluation_loaders_draw_nothing_from_the_global_random_stream(files, tiny_tokenizer_dir):
+    """Validating during training must not shift dropout or rollout sampling (their own generator)."""
+    chat, _ = files
+    dm = SFTDataModule(train=str(chat), val_fraction=0.2, tokenizer=str(tiny_tokenizer_dir), max_length=128,
+                       batch_size=4)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    assert len(list(dm.val_dataloader())) == 1
+    assert torch.equal(torch.rand(3), expected)
