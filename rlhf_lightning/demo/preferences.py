@@ -3,7 +3,7 @@
 A rejected answer is another topic's answer to the same task (off-topic), a cut-off answer, a rude one
 or "I don't know" — the seeds' examples. Validation files use only the reserved topics
 (:func:`~rlhf_lightning.demo.corpus.preference_val_topics`), training files only the others, so
-reward-model accuracy is measured on topics it never saw compared.
+reward-model accuracy is measured on topics absent from its training pairs.
 """
 
 from __future__ import annotations
