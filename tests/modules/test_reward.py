@@ -173,7 +173,7 @@ def test_classifier_reward_scores_the_export_as_the_module_was_trained(tmp_path,
         path = build_tiny_bert_classifier(tmp_path / backbone)
     else:
         path = build_tiny_classifier(tmp_path / backbone, chat_template=backbone == "llama_chat_template")
-    module, metrics = _fit(tmp_path, path, files["pairwise"], steps=6)
+    module, metrics = _fit(tmp_path, path, files["pairwise"])
     assert metrics["val/accuracy"] == 1.0  # trained: the head is no longer its random init
     data = ComparisonDataModule(train=files["pairwise"], val=files["pairwise"], tokenizer=str(path), max_length=96,
                                 batch_size=4, encoding="classifier")
