@@ -8,10 +8,12 @@ temporary folder and the checkpoint folder share a filesystem; across filesystem
 the copy leaves a truncated ``last.ckpt`` in place of the good one. Nothing is fsynced, and a kill
 leaves a checkpoint-sized orphan in ``/tmp``.
 
-:class:`AtomicCheckpointIO` writes beside the target in the same folder (``.last.ckpt.tmp-<pid>``),
-fsyncs it, ``os.replace``-s it over the target and fsyncs the folder, so the target is always
-either the previous complete checkpoint or the new complete one. Remote paths (``s3://`` …) keep
-Lightning's behaviour. The CLI installs it unless the run configures its own ``CheckpointIO``.
+:class:`AtomicCheckpointIO` writes beside the target in the same folder
+(``.last.ckpt.tmp-<pid>-<random>``), fsyncs it, ``os.replace``-s it over the target and fsyncs the
+folder, so the target is always either the previous complete checkpoint or the new complete one;
+the next save removes what a killed writer left (``atomic_paths.remove_leftovers``). Remote paths
+(``s3://`` …) keep Lightning's behaviour. The CLI installs it unless the run configures its own
+``CheckpointIO``.
 
 Sharded checkpoints do not go through a ``CheckpointIO``: :class:`~rlhf_lightning.strategies.fsdp2.
 FSDP2Strategy` writes its folder aside and swaps it in itself (:mod:`rlhf_lightning.atomic_paths`);
@@ -20,8 +22,8 @@ Lightning's own ``ModelParallelStrategy`` and DeepSpeed write their folders in p
 
 from __future__ import annotations
 
-import glob
 import os
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -31,7 +33,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.fabric.utilities.types import _PATH
 
-from rlhf_lightning.atomic_paths import fsync_dir
+from rlhf_lightning.atomic_paths import fsync_dir, remove_leftovers, staging_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -45,21 +47,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def atomic_torch_save(obj: Any, path: str) -> None:
     """``torch.save(obj, path)`` so that ``path`` never holds a partial file."""
-    folder, name = os.path.split(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    for stale in glob.glob(os.path.join(folder, glob.escape(f".{name}.tmp-") + "*")):
-        _remove(stale)  # left by a process killed while saving this checkpoint
-    tmp = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
+    target = Path(os.path.abspath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)  # left by a process killed while saving this checkpoint
+    tmp = staging_path(target)
     try:
         with open(tmp, "wb") as f:
             torch.save(obj, f)  # streamed: no second in-memory copy of the checkpoint
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
-        _remove(tmp)
+        tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(folder)
+    fsync_dir(target.parent)
 
 
 def use_atomic_checkpoints(trainer) -> bool:
@@ -89,10 +90,3 @@ class NoResaveOnResume(Callback):
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint):
                 callback._last_global_step_saved = trainer.global_step
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
