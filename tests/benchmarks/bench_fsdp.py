@@ -162,7 +162,7 @@ def main(argv=None) -> int:
         k = r["per_rank"][0]
         print(f"{name:<10} {k['torch_threads']:>7} {k['parameters_mb']:>9.1f} {k['gradients_mb']:>8.1f} "
               f"{k['optimizer_mb']:>8.1f} {r['model_state_mb']:>8.1f} {r['peak_rss_mb']:>11.0f} "
-              f"{r['rows_per_s']:>7.2f} {r['tokens_per_s']:>8.0f}")
+              f"{r['rss_end_mb']:>10.0f} {r['rows_per_s']:>7.2f} {r['tokens_per_s']:>8.0f}")
     ddp, fsdp, one = results["DDP x2"], results["FSDP2 x2"], results["1 process"]
     print(f"\nFSDP2/DDP per process: model state {fsdp['model_state_mb'] / ddp['model_state_mb']:.2f}x, "
           f"peak RSS {fsdp['peak_rss_mb'] / ddp['peak_rss_mb']:.2f}x, RSS at the end {fsdp['rss_end_mb'] / ddp['rss_end_mb']:.2f}x")
