@@ -17,6 +17,13 @@ def _preset(name: str) -> tuple[str, ...]:
     return ("--config", str(PRESETS[name]), "--trainer.devices", "2")
 
 
+def assert_same_export(full: Path, resumed: Path) -> None:
+    a, b = load_file(full / "export" / "model.safetensors"), load_file(resumed / "export" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resuming"
+
+
 def _config(root: Path, build, models, callbacks: list, max_steps: int) -> Path:  # noqa: F811
     from tests.cli.conftest import write_config
 
@@ -45,10 +52,7 @@ def test_kill_and_resume_ends_with_the_same_weights(stage, strategy, tmp_path, m
     assert meta["global_step"] == kill_at
     run_cli(_config(resumed, build, models, [checkpoints(resumed, every)], steps), *launch, "--ckpt_path", "last",
             subprocess_=True)
-    a, b = load_file(full / "export" / "model.safetensors"), load_file(resumed / "export" / "model.safetensors")
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), f"{k} differs after resuming"
+    assert_same_export(full, resumed)
 
 
 @pytest.mark.slow
@@ -70,5 +74,4 @@ def test_kill_while_writing_sharded_last_keeps_the_previous_one(tmp_path, models
     run_cli(_config(resumed, sft, models, [checkpoints(resumed, 2)], 6), *launch, "--ckpt_path", "last",
             subprocess_=True)
     assert not any(p.name.startswith(".last.ckpt.") for p in folder.iterdir())
-    a, b = load_file(full / "export" / "model.safetensors"), load_file(resumed / "export" / "model.safetensors")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_export(full, resumed)
