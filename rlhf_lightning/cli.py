@@ -45,13 +45,15 @@ def build_cli_class():
     from rlhf_lightning.callbacks.predictions import JSONLPredictionWriter
     from rlhf_lightning.callbacks.random_state import RandomStateCheckpoint
     from rlhf_lightning.checkpoint_io import NoResaveOnResume, use_atomic_checkpoints
+    from rlhf_lightning.trainer import RLHFTrainer
 
     class RLHFCLI(LightningCLI):
         """LightningCLI with the project's links, export, prediction and non-finite-step options,
-        random states in checkpoints, and atomic checkpoint files unless the run configures its own
-        ``CheckpointIO``."""
+        ``trainer.precision: auto`` (:class:`RLHFTrainer`), random states in checkpoints, and atomic
+        checkpoint files unless the run configures its own ``CheckpointIO``."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("trainer_class", RLHFTrainer)
             kwargs.setdefault("subclass_mode_model", True)
             kwargs.setdefault("subclass_mode_data", True)
             kwargs.setdefault("save_config_kwargs", {"overwrite": True})
