@@ -36,6 +36,20 @@ class KillAfterStep(Callback):
             _kill_self()
 
 
+class KillGroupAfterStepIf(Callback):
+    """Like :class:`KillAfterStep`, but SIGKILL the whole process group (a pipeline and the stage it
+    runs) and only when the environment variable ``env`` is set: the same config then runs to the end
+    without it, so a pipeline sees one unchanged step that was interrupted and resumes it."""
+
+    def __init__(self, step: int, env: str = "RLHF_TEST_KILL") -> None:
+        self.step = step
+        self.env = env
+
+    def on_train_batch_start(self, trainer, pl_module, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self.step and os.environ.get(self.env):
+            _kill_group()
+
+
 class _KillWhenPickledBeside:
     """Pickling it (``torch.save``) kills the process (or its whole group) if the temporary file or
     folder of ``target`` exists, i.e. while the atomic writer is writing ``target`` aside; elsewhere

@@ -1,0 +1,1 @@
+"""Pipelines: several stages run in order as one command (``rlhf-lightning pipeline``)."""
