@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from rlhf_lightning.data.spec import DataSource, SourcesArg, as_sources
 from rlhf_lightning.errors import ConfigError, DataError
+from rlhf_lightning.datamodules.predict import load_predict_rows, predict_loader
 from rlhf_lightning.datamodules.resumable import ResumableSampler, ResumableTrainData
 from rlhf_lightning.datamodules.splits import encode_train_val
 from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
@@ -24,11 +25,16 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
             ``pairwise``, ``implicit_pairwise``, ``ranking``, ``scored``, ``binary`` — see
             :mod:`rlhf_lightning.data.comparisons`.
         val_fraction: hold out part of ``train`` when ``val`` is empty.
+        predict: prompt rows (``prompt`` or ``messages``) for ``rlhf-lightning predict``, as
+            :mod:`~rlhf_lightning.datamodules.predict` reads them: DPO answers them; a reward model
+            scores each row's ``completion`` (or ``response``).
         tokenizer: linked from the model by the CLI.
         max_length: token budget of prompt + response.
         truncation: ``truncate`` / ``drop`` / ``error`` (a prompt that leaves no response token is
             always dropped and counted under ``truncate``).
-        batch_size: comparisons per batch (each brings its K responses).
+        batch_size: comparisons per batch (each brings its K responses); eval_batch_size: for
+            validation and ``predict`` (default ``batch_size``).
+        max_prompt_length: prompt budget of ``predict`` generation (the last tokens are kept).
         seed: seed of the validation split and of the training order (resumable mid-epoch, see
             :mod:`~rlhf_lightning.datamodules.resumable`).
         pairwise_only: refuse formats with K != 2 (DPO).
@@ -42,11 +48,13 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
         train: Optional[SourcesArg] = None,
         val: Optional[SourcesArg] = None,
         val_fraction: float = 0.0,
+        predict: Optional[SourcesArg] = None,
         tokenizer: Optional[str] = None,
         max_length: int = 1024,
         truncation: Literal["truncate", "drop", "error"] = "truncate",
         batch_size: int = 8,
         eval_batch_size: Optional[int] = None,
+        max_prompt_length: Optional[int] = None,
         num_workers: int = 0,
         seed: int = 42,
         pairwise_only: bool = False,
@@ -58,9 +66,10 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
         self.save_hyperparameters()
         self.train_sources = as_sources(train, option="data.train")
         self.val_sources = as_sources(val, option="data.val")
+        self.predict_sources = as_sources(predict, option="data.predict")
         self.tokenizer_path = tokenizer
         self.tokenizer = None
-        self.train_data = self.val_data = None
+        self.train_data = self.val_data = self.predict_data = None
         self.stats: dict = {}
         self.sampler: Optional[ResumableSampler] = None
         self._resume: Optional[tuple[int, int]] = None
@@ -105,6 +114,10 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
         return getattr(module, "comparison_encoding", "causal")
 
     def setup(self, stage: str) -> None:
+        if stage == "predict":
+            if self.predict_data is None:
+                self.predict_data = load_predict_rows(self.predict_sources, self._load_tokenizer())
+            return
         if self.train_data is not None or self.val_data is not None:
             return
         if stage == "fit" and not self.train_sources:
@@ -133,3 +146,6 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
 
     def test_dataloader(self):
         return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        return predict_loader(self, self.predict_data, self.hparams.max_prompt_length)

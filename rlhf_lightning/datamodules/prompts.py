@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from rlhf_lightning.data.spec import SourcesArg, as_sources
 from rlhf_lightning.errors import ConfigError, DataError
+from rlhf_lightning.datamodules.predict import load_predict_rows, predict_loader
 from rlhf_lightning.datamodules.resumable import ResumableSampler, ResumableTrainData
 from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
 
@@ -31,6 +32,9 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
         train: prompt sources (a path or hub id, or a mapping with ``path``, ``split``,
             ``columns`` …, as :class:`~rlhf_lightning.data.spec.DataSource`).
         val: held-out prompts; validation generates greedily and logs the rewards.
+        predict: prompt rows for ``rlhf-lightning predict``, read as every data module reads them
+            (:mod:`~rlhf_lightning.datamodules.predict`: no length check; longer prompts keep their
+            last ``max_prompt_length`` tokens).
         tokenizer: tokenizer folder or hub id; linked from the model's ``policy`` by the CLI.
         max_prompt_length: prompt budget in tokens (chat template and BOS included).
         truncation: what to do with a longer prompt: ``drop`` it (counted and reported),
@@ -46,6 +50,7 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
         self,
         train: Optional[SourcesArg] = None,
         val: Optional[SourcesArg] = None,
+        predict: Optional[SourcesArg] = None,
         tokenizer: Optional[str] = None,
         max_prompt_length: int = 256,
         truncation: Literal["drop", "error", "keep_end"] = "drop",
@@ -62,10 +67,12 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
         self.save_hyperparameters()
         self.train_sources = as_sources(train, option="data.train")
         self.val_sources = as_sources(val, option="data.val")
+        self.predict_sources = as_sources(predict, option="data.predict")
         self.tokenizer_path = tokenizer
         self.tokenizer = None
         self.train_data: Optional[list[dict]] = None
         self.val_data: Optional[list[dict]] = None
+        self.predict_data: Optional[list[dict]] = None
         self.sampler: Optional[ResumableSampler] = None
         self.stats: dict[str, dict[str, int]] = {}
         self._resume: Optional[tuple[int, int]] = None
@@ -125,6 +132,8 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
             self.train_data = self.load_prompts(self.train_sources, "train")
         if stage in ("fit", "validate") and self.val_data is None and self.val_sources:
             self.val_data = self.load_prompts(self.val_sources, "val")
+        if stage == "predict" and self.predict_data is None:
+            self.predict_data = load_predict_rows(self.predict_sources, self._load_tokenizer())
 
     def _collator(self):
         from rlhf_lightning.data.prompts import PromptCollator
@@ -140,3 +149,6 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
             return []
         return self.eval_loader(self.val_data, batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
                                 collate_fn=self._collator(), num_workers=self.hparams.num_workers)
+
+    def predict_dataloader(self) -> DataLoader:
+        return predict_loader(self, self.predict_data, self.hparams.max_prompt_length)

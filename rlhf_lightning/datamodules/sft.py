@@ -10,7 +10,8 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from rlhf_lightning.data.spec import DataSource, SourcesArg, as_sources
-from rlhf_lightning.errors import ConfigError, DataError
+from rlhf_lightning.errors import ConfigError
+from rlhf_lightning.datamodules.predict import load_predict_rows, predict_loader
 from rlhf_lightning.datamodules.resumable import ResumableSampler, ResumableTrainData
 from rlhf_lightning.datamodules.splits import encode_train_val
 from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
@@ -119,26 +120,7 @@ class SFTDataModule(ResumableTrainData, LightningDataModule):
             self.train_data, self.val_data = encode_train_val(self._encode, self.train_sources, self.val_sources,
                                                               self.hparams.val_fraction)
         if stage == "predict" and self.predict_data is None:
-            self.predict_data = self._prompts()
-
-    def _prompts(self) -> list[dict]:
-        from rlhf_lightning.data.prompts import prompt_messages, render_prompt
-        from rlhf_lightning.data.sources import load_rows
-
-        if not self.predict_sources:
-            raise ConfigError("data.predict is empty: give a prompt file (rows with 'prompt' or 'messages')")
-        tokenizer = self._load_tokenizer()
-        rows = []
-        for src in self.predict_sources:
-            table = load_rows(src.path, split=src.split, columns=src.columns, subset=src.subset, revision=src.revision)
-            if "prompt" not in table.column_names and "messages" not in table.column_names:
-                raise DataError(f"{src.path}: prompt rows need a 'prompt' or 'messages' column; found {table.column_names}")
-            for i, row in enumerate(table):
-                prompt = prompt_messages(row, source=src.path, index=i)
-                out = {k: v for k, v in row.items() if isinstance(v, (str, int, float, bool)) or v is None}
-                out["text"] = render_prompt(tokenizer, prompt)
-                rows.append(out)
-        return rows
+            self.predict_data = load_predict_rows(self.predict_sources, self._load_tokenizer())
 
     # -- loaders ---------------------------------------------------------------------------------
     def _collator(self):
@@ -158,9 +140,4 @@ class SFTDataModule(ResumableTrainData, LightningDataModule):
                                 collate_fn=self._collator(), num_workers=self.hparams.num_workers)
 
     def predict_dataloader(self) -> DataLoader:
-        from rlhf_lightning.data.prompts import PromptCollator
-
-        return self.eval_loader(self.predict_data, batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
-                                collate_fn=PromptCollator(self._load_tokenizer(), self.hparams.max_prompt_length),
-                                num_workers=0)
-
+        return predict_loader(self, self.predict_data, self.hparams.max_prompt_length)
