@@ -33,8 +33,9 @@ from rlhf_lightning.errors import ConfigError, DataError
 from rlhf_lightning.losses.base import PreferenceLoss
 from rlhf_lightning.losses.logprobs import sequence_logps, sequence_logps_from_hidden
 from rlhf_lightning.models.spec import ModelSpec
-from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model
+from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model, generate_predictions
 from rlhf_lightning.optim.schedules import default_optimizer
+from rlhf_lightning.rollout.generation import GenerationSpec
 
 CACHE_KEY = "dpo_reference_logps"
 
@@ -66,6 +67,7 @@ class DPOModule(LightningModule):
         optimizer: ``params -> Optimizer`` (default AdamW, lr 2e-5); scheduler: per-step LR schedule.
         targets_only_head: project only completion positions through the LM head (fewer FLOPs, no
             ``(2B, T, V)`` logits); falls back to full logits for models with logit scaling and under FSDP.
+        generation: decoding options for ``predict`` (answers to ``data.predict`` prompts).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class DPOModule(LightningModule):
         optimizer: OptimizerCallable = default_optimizer,
         scheduler: Optional[LRSchedulerCallable] = None,
         targets_only_head: bool = True,
+        generation: GenerationSpec = GenerationSpec(),
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "loss"])
@@ -93,6 +96,7 @@ class DPOModule(LightningModule):
         self.optimizer_fn = optimizer
         self.scheduler_fn = scheduler
         self.targets_only_head = targets_only_head
+        self.generation = generation
         self.model = None
         self.tokenizer = None
         self.reference_model = None
@@ -289,6 +293,11 @@ class DPOModule(LightningModule):
 
     def configure_optimizers(self):
         return configure_stage_optimizers(self, self.optimizer_fn, self.scheduler_fn)
+
+    # -- prediction ------------------------------------------------------------------------------
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """Generate completions (``generation``) for each prompt; returns rows for the JSONL prediction writer."""
+        return generate_predictions(self.model, self.tokenizer, batch, self.generation)
 
     # -- export ----------------------------------------------------------------------------------
     def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> Optional[str]:

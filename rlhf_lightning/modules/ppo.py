@@ -37,8 +37,8 @@ from rlhf_lightning.modules import ppo_rollout as ro
 from rlhf_lightning.modules.data_parallel import any_across, mean_across, sum_across, world_size
 from rlhf_lightning.modules.ppo_config import (ConstraintRule, CriticSpec, KLSpec, PPOLoopSpec,
                                                RewardShapingSpec)
-from rlhf_lightning.modules.ppo_state import load_stage_state, samples_table, save_stage_state
-from rlhf_lightning.modules.stage import export_stage_model
+from rlhf_lightning.modules.ppo_state import load_stage_state, log_samples, save_stage_state
+from rlhf_lightning.modules.stage import export_stage_model, generate_predictions
 from rlhf_lightning.modules.value_head import (ValueHead, disable_dropout_, freeze_, hidden_size_of,
                                                separate_critic_values)
 from rlhf_lightning.optim.schedules import WarmupCosineLR, default_optimizer
@@ -73,6 +73,7 @@ class PPOModule(LightningModule):
             With sampling, every validation draws the same random numbers (seeded by
             ``val_seed``, the process and the batch, in a forked random state that leaves training's
             stream untouched), so scores of successive validations differ only by the policy.
+            ``predict`` answers ``data.predict`` prompts with it when it is set, else with ``generation``.
         optimizer, scheduler: injected by LightningCLI; the scheduler steps every optimizer step.
         log_samples_every_n_steps: write a table of sample generations to loggers that take text
             (TensorBoard) every N training steps (0: never); ``num_logged_samples`` rows.
@@ -125,6 +126,7 @@ class PPOModule(LightningModule):
         self.policy_spec, self.reference_spec, self.critic_spec = policy, reference, critic
         self.kl, self.ppo, self.shaping, self.generation = kl, ppo, shaping, generation
         self.val_generation = val_generation or replace(generation, do_sample=False, num_return_sequences=1)
+        self.predict_generation = val_generation or generation
         self.kl_ctl = (AdaptiveKLController(kl.coef, kl.target, kl.horizon) if kl.target is not None
                        else FixedKLController(kl.coef))
         self.optimizer_fn, self.scheduler_fn = optimizer, scheduler
@@ -261,7 +263,7 @@ class PPOModule(LightningModule):
         self.log("train/reward_mean", logs["reward"], prog_bar=True, on_step=True, batch_size=len(r))
         every = self.hparams.log_samples_every_n_steps
         if every and self.rollouts_done % every == 1 % every:
-            self._log_samples(r)
+            log_samples(self, r)
 
     def update(self, r: ro.Rollout) -> dict[str, float]:
         """``ppo.epochs × ppo.num_minibatches`` optimizer steps on one rollout; returns mean metrics."""
@@ -378,13 +380,10 @@ class PPOModule(LightningModule):
                 rate = torch.tensor(rule.checker.violated(costs[nm].tolist()), dtype=torch.float32).mean()
                 self.log(f"val/constraint/{nm}/violation_rate", rate, batch_size=bs)
 
-    # -- logging of samples ----------------------------------------------------------------------
-    def _log_samples(self, r: ro.Rollout) -> None:
-        table = samples_table(r, self.hparams.num_logged_samples)
-        for logger in self.loggers:
-            add_text = getattr(getattr(logger, "experiment", None), "add_text", None)
-            if callable(add_text):
-                add_text("samples", table, global_step=self.global_step)
+    # -- prediction ------------------------------------------------------------------------------
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """Answers to ``data.predict`` prompts, decoded with ``val_generation`` if set, else ``generation``."""
+        return generate_predictions(self.model, self.tokenizer, batch, self.predict_generation)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

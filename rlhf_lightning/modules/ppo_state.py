@@ -71,3 +71,12 @@ def samples_table(r: Rollout, k: int) -> str:
         cells = [str(x).replace("|", "\\|").replace("\n", " ") for x in (r.prompts[i], r.completions[i])]
         lines.append(f"| {cells[0]} | {cells[1]} | {float(adv[i]):.3f} |")
     return "\n".join(lines)
+
+
+def log_samples(stage: Any, r: Rollout) -> None:
+    """Write :func:`samples_table` of ``stage.hparams.num_logged_samples`` rows to every logger that takes text."""
+    table = samples_table(r, stage.hparams.num_logged_samples)
+    for logger in stage.loggers:
+        add_text = getattr(getattr(logger, "experiment", None), "add_text", None)
+        if callable(add_text):
+            add_text("samples", table, global_step=stage.global_step)

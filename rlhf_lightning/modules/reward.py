@@ -21,12 +21,12 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torchmetrics.classification import BinaryAccuracy
 from torchmetrics.regression import MeanSquaredError, SpearmanCorrCoef
 
-from rlhf_lightning.errors import ConfigError
+from rlhf_lightning.errors import ConfigError, DataError
 from rlhf_lightning.losses.base import RewardLoss
 from rlhf_lightning.losses.reward import PairwiseLoss
 from rlhf_lightning.metrics.ranking import ConcordanceAccuracy, KendallTau, MeanMargin, RankingAccuracy
 from rlhf_lightning.models.spec import ModelSpec
-from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model
+from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model, predict_rows
 from rlhf_lightning.optim.schedules import default_optimizer
 
 #: names of the classification head in transformers' sequence classifiers (Llama/Qwen/…: score; BERT/…: classifier)
@@ -174,11 +174,46 @@ class RewardModelModule(LightningModule):
     def configure_optimizers(self):
         return configure_stage_optimizers(self, self.optimizer_fn, self.scheduler_fn)
 
+    # -- prediction ------------------------------------------------------------------------------
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """Score each ``data.predict`` row: its prompt and its ``completion`` (else ``response``); returns
+        the rows plus ``score``, for the JSONL prediction writer.
+
+        A sample is encoded as in training and as the ``classifier`` reward plugin scores the export
+        (:mod:`rlhf_lightning.data.reward_inputs`); one longer than the data's ``max_length`` keeps its
+        last tokens, where the score is read (the plugin's default truncation side).
+        """
+        from rlhf_lightning.data.prompts import prompt_messages
+        from rlhf_lightning.data.reward_inputs import encode_reward_inputs
+
+        rows = predict_rows(batch)
+        prompts = [prompt_messages(row, source="data.predict", index=i) for i, row in enumerate(rows)]
+        responses = [_response(row, f"data.predict batch {batch_idx}, row {i} of the batch")
+                     for i, row in enumerate(rows)]
+        max_length = getattr(getattr(getattr(self._trainer, "datamodule", None), "hparams", None), "max_length", None)
+        side, self.tokenizer.truncation_side = self.tokenizer.truncation_side, "left"
+        try:
+            enc = encode_reward_inputs(self.tokenizer, prompts, responses, padding=True, padding_side="right",
+                                       truncation=max_length is not None, max_length=max_length, return_tensors="pt")
+        finally:
+            self.tokenizer.truncation_side = side
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        scores = self(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"))
+        return [{**row, "score": float(score)} for row, score in zip(rows, scores.tolist())]
+
     # -- export ----------------------------------------------------------------------------------
     def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> Optional[str]:
         """Write a Hugging Face sequence-classification folder (weights, config with ``pad_token_id``,
         tokenizer, chat template) atomically; ``transformers`` and the ``classifier`` reward plugin load it."""
         return export_stage_model(self, dirpath, merge_lora=merge_lora, base_spec=self.backbone_spec)
+
+
+def _response(row: dict[str, Any], where: str) -> str:
+    for key in ("completion", "response"):
+        if isinstance(row.get(key), str):
+            return row[key]
+    raise DataError(f"{where}: a reward model scores the row's 'completion' or 'response' (a string); the row has "
+                    f"columns {sorted(row)}")
 
 
 def _is_head(name: str) -> bool:

@@ -20,10 +20,10 @@ from torchmetrics.text import Perplexity
 from rlhf_lightning.data.packing import block_causal_mask
 from rlhf_lightning.losses.language_model import IGNORE_INDEX, token_nll
 from rlhf_lightning.models.spec import ModelSpec
-from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model
+from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model, generate_predictions
 from rlhf_lightning.modules.token_mean import GlobalTokenMean
 from rlhf_lightning.optim.schedules import default_optimizer
-from rlhf_lightning.rollout.generation import GenerationSpec, generate
+from rlhf_lightning.rollout.generation import GenerationSpec
 
 
 class SFTModule(LightningModule):
@@ -128,16 +128,8 @@ class SFTModule(LightningModule):
 
     # -- prediction ------------------------------------------------------------------------------
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
-        """Generate a completion for each prompt; returns rows for the JSONL prediction writer."""
-        _, texts = generate(self.model, self.tokenizer, batch["input_ids"], batch["attention_mask"], self.generation)
-        n = self.generation.num_return_sequences
-        rows = []
-        for i, text in enumerate(texts):
-            src = i // n
-            row = {k: v[src] for k, v in batch.items() if isinstance(v, list) and k != "text"}
-            row["completion"] = text
-            rows.append(row)
-        return rows
+        """Generate completions (``generation``) for each prompt; returns rows for the JSONL prediction writer."""
+        return generate_predictions(self.model, self.tokenizer, batch, self.generation)
 
     # -- export ----------------------------------------------------------------------------------
     def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> Optional[str]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
 from rlhf_lightning.models.spec import LoraSpec, ModelSpec, QuantizationSpec
 from rlhf_lightning.optim.schedules import WarmupCosineLR
-from rlhf_lightning.rollout.generation import GenerationSpec
+from rlhf_lightning.rollout.generation import GenerationSpec, generate
 
 # Stage hyperparameters hold these option dataclasses and are saved in every checkpoint; Lightning
 # resumes (--ckpt_path) with torch.load(weights_only=True), which refuses classes not allowed here.
@@ -30,6 +30,21 @@ def configure_stage_optimizers(module, optimizer_fn: Callable, scheduler_fn: Opt
     if isinstance(scheduler, WarmupCosineLR) and scheduler.total_steps is None:
         scheduler.total_steps = int(module.trainer.estimated_stepping_batches)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def predict_rows(batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a ``predict`` batch as the data module read them: every column except the rendered
+    prompt ``text`` and the tensors (see :mod:`rlhf_lightning.datamodules.predict`)."""
+    columns = {k: v for k, v in batch.items() if isinstance(v, list) and k != "text"}
+    return [{k: v[i] for k, v in columns.items()} for i in range(batch["input_ids"].shape[0])]
+
+
+def generate_predictions(model, tokenizer, batch: dict[str, Any], spec: GenerationSpec) -> list[dict[str, Any]]:
+    """Answer a ``predict`` batch: one row per generated sample (``spec.num_return_sequences`` per
+    prompt, in order), the prompt row's columns plus ``completion``, for the JSONL prediction writer."""
+    _, texts = generate(model, tokenizer, batch["input_ids"], batch["attention_mask"], spec)
+    rows, n = predict_rows(batch), spec.num_return_sequences
+    return [{**rows[i // n], "completion": text} for i, text in enumerate(texts)]
 
 
 def export_stage_model(module, dirpath: str | Path, *, merge_lora: bool = False, model=None,
