@@ -19,9 +19,8 @@ class RLHFTrainer(Trainer):
     GPUs with bfloat16 and on CPUs with native bf16 matmul, ``16-mixed`` on older GPUs, else
     ``32-true``. The choice, and the CPU or GPU feature it was made by, is logged once.
 
-    The run's saved ``config.yaml`` keeps ``auto``, so the same config picks again on the machine
-    that runs it next (a resumed run too; Lightning restores the precision plugin's state, e.g. the
-    fp16 loss scaler, only when there is one).
+    The run's saved ``config.yaml`` keeps ``auto``, so the same config picks again on whatever
+    machine runs it next, a resumed run (``--ckpt_path``) included.
     """
 
     def __init__(self, *, precision: PrecisionArg = None, **kwargs: Any) -> None:
