@@ -47,7 +47,7 @@ def test_fit_with_precision_auto(tmp_path, tiny_llama_dir, sft_files, monkeypatc
     assert main(["fit", "--config", str(cfg), "--trainer.precision", "auto"]) == 0
     ran = json.loads((tmp_path / "precision.json").read_text())
     assert ran == {"precision": expected, "plugin": plugin}
-    assert logged == [line for line in logged if line.startswith(f"precision auto -> {expected}: ")] and len(logged) == 1
+    assert len(logged) == 1 and logged[0].startswith(f"precision auto -> {expected}: ")
     saved = next(tmp_path.glob("lightning_logs/version_*/config.yaml"))
     assert yaml.safe_load(saved.read_text(encoding="utf-8"))["trainer"]["precision"] == "auto"
 
