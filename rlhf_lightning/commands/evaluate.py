@@ -30,6 +30,7 @@ line printed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import gc
 import sys
@@ -108,15 +109,15 @@ def check_settings(init: Any) -> tuple[list[str], list[str], str]:
 
 
 def check_policy_source(name: str, source: str) -> None:
-    """ConfigError when a policy names a local folder that does not exist. A ``namespace/model``
-    string whose namespace is no local folder is taken as a hub id (the loader reports it if
-    unreachable)."""
+    """ConfigError when a policy names a local folder that does not exist. ``model`` and
+    ``namespace/model`` (whose namespace is no local folder) are taken as hub ids; the loader
+    reports them if unreachable."""
     path = Path(source).expanduser()
     if path.is_dir():
         return
-    parent = path.parent
-    looks_local = (path.is_absolute() or source.startswith((".", "~")) or source.count("/") != 1
-                   or "\\" in source or parent.is_dir())
+    slashes = source.count("/")
+    looks_local = (path.is_absolute() or source.startswith((".", "~")) or "\\" in source or slashes > 1
+                   or (slashes == 1 and path.parent.is_dir()))
     if looks_local:
         raise ConfigError(f"policy {name!r}: folder {source} does not exist")
 
@@ -194,17 +195,23 @@ def run(init: Any, raw_rows: list[dict], reward_names: list[str], constraint_nam
     rows = prepare_rows(raw_rows, tokenizer, source=init.prompts)
     batches, truncated = prompt_batches(rows, tokenizer, batch_size=init.batch_size,
                                         max_prompt_length=init.max_prompt_length)
-    check_plugin_setup([*init.rewards, *init.constraints], device)
+    plugins = [*init.rewards, *init.constraints]
+    check_plugin_setup(plugins, device)
     rewards = list(zip(reward_names, init.rewards))
     constraints = list(zip(constraint_names, init.constraints))
     spec = sampling.with_draws(init.generation, init.samples_per_prompt)
 
+    # Stateful plugins (e.g. a running reward normalisation) start every policy from the same state,
+    # so a policy's scores do not depend on which policies were scored before it.
+    states = [copy.deepcopy(p.state_dict()) for p in plugins]
     base_model = load_policy(init.policies[init.baseline], tokenizer, dtype=init.dtype, device=device)
     samples: dict[str, sampling.PolicySamples] = {}
     for name, source in init.policies.items():
         print(f"evaluate: sampling {name} ({source})", file=sys.stderr, flush=True)
         is_base = name == init.baseline
         model = base_model if is_base else load_policy(source, tokenizer, dtype=init.dtype, device=device)
+        for plugin, state in zip(plugins, states):
+            plugin.load_state_dict(copy.deepcopy(state))
         samples[name] = sampling.evaluate_policy(model, tokenizer, batches, spec, seed=init.seed,
                                                  baseline=None if is_base else base_model,
                                                  rewards=rewards, constraints=constraints)

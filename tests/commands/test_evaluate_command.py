@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rlhf_lightning.cli import main as cli_main
+from rlhf_lightning.rewards.base import RewardFunction
 from tests import tiny
 
 PROMPTS = [{"prompt": "Write a poem about spring.", "topic": "spring"},
@@ -118,6 +119,41 @@ def test_settings_that_are_not_plain_sampling_are_stated(setup, tmp_path, capsys
     assert "temperature 0.7" in capsys.readouterr().out
 
 
+class CallCounter(RewardFunction):
+    """A stateful reward: the k-th answer it ever scores gets k (state in ``state_dict``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __call__(self, prompts, completions, **columns):
+        scores = [float(self.calls + i) for i in range(len(completions))]
+        self.calls += len(completions)
+        return scores
+
+    def state_dict(self):
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state):
+        self.calls = state["calls"]
+
+
+def test_identical_copy_of_the_baseline_ties_even_with_a_stateful_reward(setup, tmp_path, capsys):
+    """Same weights in another folder: the same answers (common random numbers), KL exactly 0, and,
+    because every policy starts the plugins from the same state, the same scores: win rate 0.5."""
+    import shutil
+
+    copy = shutil.copytree(setup["sft"], tmp_path / "copy")
+    config = _config(setup, tmp_path, policies={"sft": str(setup["sft"]), "copy": str(copy)}, logs={},
+                     rewards=[{"class_path": f"{__name__}.CallCounter"}], reward_names=None, constraints=[])
+    assert cli_main(["evaluate", "--config", config]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))
+    twin = report["policies"]["copy"]
+    assert (twin["win_rate"], twin["win_rate_ci"], twin["kl"]) == (0.5, [0.5, 0.5], 0.0)
+    assert twin["rewards"] == report["policies"]["sft"]["rewards"] == {"CallCounter": 2.5}  # mean of 0..5 (6 answers each)
+    assert report["examples"][0]["answers"]["copy"] == report["examples"][0]["answers"]["sft"]
+
+
 @pytest.fixture()
 def previous_report(tmp_path):
     out = tmp_path / "report"
@@ -130,6 +166,7 @@ def previous_report(tmp_path):
     ("empty_prompts", "no prompts"),
     ("missing_prompts", "prompts file not found"),
     ("missing_policy", "policy 'dpo': folder .*nowhere does not exist"),
+    ("hub_id", "'no-such-org/no-such-model' is neither a local folder nor a reachable Hugging Face hub id"),
     ("baseline", "baseline 'rlhf' is not among the policies \\(sft, dpo\\)"),
     ("unknown_reward", "Unknown plugin 'no_such_reward'"),
     ("samples", "samples_per_prompt must be >= 1, got 0"),
@@ -142,6 +179,7 @@ def test_bad_input_exits_2_with_one_message_and_keeps_the_previous_report(setup,
         "empty_prompts": lambda: {"prompts": str(_empty(tmp_path))},
         "missing_prompts": lambda: {"prompts": str(tmp_path / "absent.jsonl")},
         "missing_policy": lambda: {"policies": {"sft": str(setup["sft"]), "dpo": str(tmp_path / "nowhere")}},
+        "hub_id": lambda: {"policies": {"sft": str(setup["sft"]), "dpo": "no-such-org/no-such-model"}},
         "baseline": lambda: {"baseline": "rlhf"},
         "unknown_reward": lambda: {"rewards": [{"class_path": "no_such_reward"}], "reward_names": None},
         "samples": lambda: {"samples_per_prompt": 0},
