@@ -147,10 +147,10 @@ def load_policy(source: str, tokenizer: Any, *, dtype: str, device: Any) -> Any:
     return load_causal_lm(ModelSpec(name_or_path=source, dtype=dtype), tokenizer=tokenizer).to(device).eval()
 
 
-def _free(model: Any, device: Any) -> None:
+def _release_memory(device: Any) -> None:
+    """Return a deleted model's memory before the next one loads."""
     import torch
 
-    del model
     gc.collect()
     if getattr(device, "type", None) == "cuda":
         torch.cuda.empty_cache()
@@ -215,9 +215,10 @@ def run(init: Any, raw_rows: list[dict], reward_names: list[str], constraint_nam
         samples[name] = sampling.evaluate_policy(model, tokenizer, batches, spec, seed=init.seed,
                                                  baseline=None if is_base else base_model,
                                                  rewards=rewards, constraints=constraints)
-        if not is_base:
-            _free(model, device)
-    _free(base_model, device)
+        del model  # the baseline stays referenced by base_model; another policy is freed here
+        _release_memory(device)
+    del base_model
+    _release_memory(device)
 
     n = init.samples_per_prompt
     policies = {}

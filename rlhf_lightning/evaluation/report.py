@@ -124,7 +124,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"{p['win_rates'][r]['win_rate']:.3f} [{p['win_rates'][r]['ci'][0]:.3f}, {p['win_rates'][r]['ci'][1]:.3f}]"
             for r in rewards]] for name, p in policies.items()]) + [""]
     plots = report["plots"]
-    lines += ["## Plots", "", f"![win rates]({plots['win_rates']})", "", f"![reward against KL]({plots['reward_vs_kl']})", ""]
+    lines += ["## Plots", "", f"![win rates]({plots['win_rates']})", "",
+              f"![reward against KL]({plots['reward_vs_kl']})", ""]
     if report["examples"]:
         lines += [f"## Answers to held-out prompts (first sampled answer; `{primary}` in italics)", ""]
         names = list(policies)

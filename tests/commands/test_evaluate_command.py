@@ -150,7 +150,7 @@ def test_identical_copy_of_the_baseline_ties_even_with_a_stateful_reward(setup, 
     report = json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))
     twin = report["policies"]["copy"]
     assert (twin["win_rate"], twin["win_rate_ci"], twin["kl"]) == (0.5, [0.5, 0.5], 0.0)
-    assert twin["rewards"] == report["policies"]["sft"]["rewards"] == {"CallCounter": 2.5}  # mean of 0..5 (6 answers each)
+    assert twin["rewards"] == report["policies"]["sft"]["rewards"] == {"CallCounter": 2.5}  # mean of 0..5
     assert report["examples"][0]["answers"]["copy"] == report["examples"][0]["answers"]["sft"]
 
 

@@ -27,7 +27,8 @@ POLICY = PolicySamples(completions=["a b", "a", "春天", "b c | d\nnew"], lengt
 def test_policy_figures_by_hand():
     """Wins per prompt: (win, tie) = 0.75 and (lose, win) = 0.5 -> 0.625. KL: mean of
     [0.5, -0.5, 1, 1] = 0.5, sd = sqrt((0 + 1 + 0.25 + 0.25) / 3) = sqrt(0.5). Words:
-    [a b] [a] [春 天] [b c | d new] -> 10 / 4; unigrams a b a 春 天 b c | d new: 8 unique of 10; bigrams (a b) (春 天) (b c) (c |) (| d) (d new) -> 6 of 6."""
+    [a b] [a] [春 天] [b c | d new] -> 10 / 4; unigrams a b a 春 天 b c | d new: 8 unique of 10;
+    bigrams (a b) (春 天) (b c) (c |) (| d) (d new) -> 6 of 6."""
     f = policy_figures(POLICY, BASE, draws=2, primary="r", bootstrap_samples=100, seed=0)
     assert f["win_rate"] == pytest.approx(0.625) and f["win_rates"]["r"]["win_rate"] == f["win_rate"]
     assert 0.5 <= f["win_rate_ci"][0] <= 0.625 <= f["win_rate_ci"][1] <= 0.75
@@ -44,7 +45,8 @@ def test_policy_figures_by_hand():
 
 def _report(tmp_path):
     samples = {"base": BASE, "pol": POLICY}
-    figures = {n: policy_figures(s, BASE, draws=2, primary="r", bootstrap_samples=50, seed=0) for n, s in samples.items()}
+    figures = {n: policy_figures(s, BASE, draws=2, primary="r", bootstrap_samples=50, seed=0)
+               for n, s in samples.items()}
     curves = [StageCurves("sft", "runs/sft", "runs/sft/lightning_logs/version_0", {"train/loss": ([0, 1], [2.0, 1.0])}),
               StageCurves("reward", "runs/reward")]
     report = {"baseline": "base", "primary_reward": "r", "reward_names": ["r"], "constraint_names": ["c"],
