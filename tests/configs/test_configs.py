@@ -34,6 +34,12 @@ def test_there_are_configs():
     assert BASE in _yaml_files()
 
 
+def _command(text: str) -> str:
+    """The subcommand of the run command on a config's first line (``fit`` when none is named)."""
+    words = text.splitlines()[0].split()
+    return words[2] if len(words) > 2 and words[1] == "rlhf-lightning" else "fit"
+
+
 @pytest.mark.parametrize("path", _yaml_files(), ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_config_parses_and_instantiates(path, monkeypatch):
     monkeypatch.chdir(ROOT)  # configs use paths relative to the repository root
@@ -42,6 +48,20 @@ def test_config_parses_and_instantiates(path, monkeypatch):
     assert "rlhf-lightning" in text.splitlines()[0] or "rlhf-lightning" in text[:400]
     yaml.safe_load(text)
     prepare_for_parsing()
+    if _command(text) == "pipeline":  # every step's config is resolved through the stage parser
+        from rlhf_lightning.pipeline.runner import plan
+        from rlhf_lightning.pipeline.spec import load_pipeline
+
+        steps = load_pipeline(path).steps
+        assert [p.step.name for p in plan(steps, steps)] == [s.name for s in steps]
+        return
+    if _command(text) == "evaluate":  # parsed and its plugins instantiated; no model is loaded
+        from rlhf_lightning.commands.evaluate import build_parser
+
+        parser = build_parser()
+        init = parser.instantiate(parser.parse_args(["--config", str(path)]))
+        assert init.policies and init.baseline in init.policies
+        return
     gpu_only = "gpu-only" in text[:400].lower()
     args = ["--config", str(BASE), "--config", str(path)] if _is_preset(path) else ["--config", str(path)]
     if gpu_only:
@@ -54,3 +74,16 @@ def test_config_parses_and_instantiates(path, monkeypatch):
     cli = build_cli_class()(args=args, run=False)
     assert cli.model is not None and cli.datamodule is not None and cli.trainer is not None
     assert os.path.isabs(cli.trainer.default_root_dir) or cli.trainer.default_root_dir
+
+
+def test_demo_pipeline_names_the_stages_of_the_contract(monkeypatch):
+    """configs/demo/pipeline.yaml: pretrain -> sft -> reward -> dpo, grpo, ppo -> evaluate, in that plan order,
+    with DPO and GRPO branching from SFT and PPO following the reward model."""
+    from rlhf_lightning.pipeline.spec import load_pipeline
+
+    monkeypatch.chdir(ROOT)
+    steps = {s.name: s for s in load_pipeline(CONFIGS / "demo" / "pipeline.yaml").steps}
+    assert list(steps) == ["pretrain", "sft", "reward", "dpo", "grpo", "ppo", "evaluate"]
+    assert steps["dpo"].dependencies() == ["sft"] and steps["grpo"].dependencies() == ["sft"]
+    assert set(steps["ppo"].dependencies()) == {"sft", "reward"}
+    assert steps["evaluate"].command == "evaluate"
