@@ -14,13 +14,14 @@ host) are removed by the next writer of the same name (:func:`remove_leftovers`)
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -124,3 +125,36 @@ def _delete(path: Path) -> None:
             path.unlink()
         except FileNotFoundError:
             pass
+
+
+@contextlib.contextmanager
+def atomic_directory(out_dir: _PathLike, what: str = "export") -> Iterator[Path]:
+    """Yield a fresh staging folder that replaces ``out_dir`` when the block finishes cleanly.
+
+    The staging folder is ``.<name>.tmp-<pid>-<random>`` beside ``out_dir`` (same filesystem); it
+    replaces ``out_dir`` with :func:`replace_directory`, and leftovers of killed writers of the same
+    ``out_dir`` are deleted first. If the block raises, the staging folder is removed, ``out_dir`` is
+    left exactly as it was, and an ExportError naming ``what`` (``"export"``, ``"report"``),
+    ``out_dir`` and the cause is raised.
+    """
+    from rlhf_lightning.errors import ExportError
+
+    out_dir = Path(out_dir).expanduser().absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"cannot write the {what} to {out_dir}: it exists and is not a folder")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(out_dir)
+        tmp = staging_path(out_dir)
+        tmp.mkdir()
+    except OSError as exc:
+        raise ExportError(f"cannot write the {what} to {out_dir}: {exc}") from exc
+    try:
+        yield tmp
+        replace_directory(tmp, out_dir)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, ExportError) or not isinstance(exc, Exception):
+            raise  # already explained, or KeyboardInterrupt / SystemExit
+        raise ExportError(f"writing the {what} to {out_dir} failed, previous {what} kept: "
+                          f"{type(exc).__name__}: {exc}") from exc

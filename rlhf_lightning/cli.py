@@ -1,9 +1,9 @@
 """The ``rlhf-lightning`` command: LightningCLI for the stages, plus a few plain commands.
 
 ``rlhf-lightning fit|validate|test|predict --config run.yaml`` runs a stage (model and data chosen by
-``class_path``). ``plugins``, ``score``, ``export``, ``evaluate`` and ``pipeline`` are commands of their own. User errors print
-one message and exit with status 2; ``--traceback`` or ``RLHF_LIGHTNING_TRACEBACK=1`` shows the
-Python traceback as well.
+``class_path``). ``plugins``, ``score``, ``export``, ``evaluate`` and ``pipeline`` are commands of
+their own. User errors print one message and exit with status 2; ``--traceback`` or
+``RLHF_LIGHTNING_TRACEBACK=1`` shows the Python traceback as well.
 """
 
 from __future__ import annotations

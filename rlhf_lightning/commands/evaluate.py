@@ -157,16 +157,9 @@ def _release_memory(device: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jsonargparse import ArgumentError
+    from rlhf_lightning.commands.parsing import parse_and_instantiate
 
-    parser = build_parser()
-    try:
-        cfg = parser.parse_args(argv)
-        init = parser.instantiate(cfg)
-    except ArgumentError as exc:
-        raise ConfigError(f"invalid evaluation config: {exc}") from exc
-    except (TypeError, ValueError) as exc:  # a plugin constructor refusing its init_args
-        raise ConfigError(f"invalid evaluation config: {exc}") from exc
+    init = parse_and_instantiate(build_parser(), argv, "evaluation")
     reward_names, constraint_names, primary = check_settings(init)
     for name, source in init.policies.items():
         check_policy_source(name, source)
@@ -271,12 +264,3 @@ def print_summary(report: dict[str, Any]) -> None:
     if s["kl_note"]:
         print(f"  note: {s['kl_note']}")
 
-
-if __name__ == "__main__":
-    from rlhf_lightning.errors import RLHFError
-
-    try:
-        sys.exit(main())
-    except RLHFError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)

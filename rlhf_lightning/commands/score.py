@@ -22,12 +22,10 @@ atomically: a partial run leaves no partial file.
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from rlhf_lightning.data.jsonl import write_jsonl_atomic
+from rlhf_lightning.data.jsonl import read_jsonl_objects, write_jsonl_atomic
 from rlhf_lightning.errors import ConfigError, DataError, PluginError
 
 RESERVED = ("rewards", "reward", "costs", "violations", "violated")
@@ -59,28 +57,16 @@ def build_parser() -> Any:
 
 
 def read_rows(path: str, prompt_key: str, completion_key: str) -> list[dict[str, Any]]:
-    file = Path(path)
-    if not file.is_file():
-        raise DataError(f"input file not found: {path}")
     rows = []
-    with file.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            for key in (prompt_key, completion_key):
-                if not isinstance(row.get(key), str):
-                    raise DataError(f"{path}:{lineno}: field {key!r} must be a string "
-                                    f"(fields present: {', '.join(row) or 'none'})")
-            clash = [k for k in RESERVED if k in row]
-            if clash:
-                raise DataError(f"{path}:{lineno}: input already has output field(s) {clash}; rename them")
-            rows.append(row)
+    for lineno, row in read_jsonl_objects(path):
+        for key in (prompt_key, completion_key):
+            if not isinstance(row.get(key), str):
+                raise DataError(f"{path}:{lineno}: field {key!r} must be a string "
+                                f"(fields present: {', '.join(row) or 'none'})")
+        clash = [k for k in RESERVED if k in row]
+        if clash:
+            raise DataError(f"{path}:{lineno}: input already has output field(s) {clash}; rename them")
+        rows.append(row)
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows
@@ -123,16 +109,9 @@ def score_rows(rows: list[dict[str, Any]], rewards: list[Any], constraints: list
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jsonargparse import ArgumentError
+    from rlhf_lightning.commands.parsing import parse_and_instantiate
 
-    parser = build_parser()
-    try:
-        cfg = parser.parse_args(argv)
-        init = parser.instantiate(cfg)
-    except ArgumentError as exc:
-        raise ConfigError(f"invalid scoring config: {exc}") from exc
-    except (TypeError, ValueError) as exc:  # a plugin constructor refusing its init_args
-        raise ConfigError(f"invalid scoring config: {exc}") from exc
+    init = parse_and_instantiate(build_parser(), argv, "scoring")
     if not init.rewards and not init.constraints:
         raise ConfigError("nothing to score: give at least one of rewards / constraints")
     if init.batch_size < 1:

@@ -22,3 +22,27 @@ def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_jsonl_objects(path: str, what: str = "input") -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line of a UTF-8 JSONL file; DataError naming the
+    file and line for a missing file, invalid JSON or a line that is not a JSON object. ``what``
+    names the file in the not-found message (``"input"``, ``"prompts"``)."""
+    from rlhf_lightning.errors import DataError
+
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"{what} file not found: {path}")
+    rows = []
+    with file.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            rows.append((lineno, row))
+    return rows

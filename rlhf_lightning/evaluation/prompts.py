@@ -8,10 +8,9 @@ them during PPO.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
+from rlhf_lightning.data.jsonl import read_jsonl_objects
 from rlhf_lightning.data.prompts import PromptCollator, prompt_messages, render_prompt
 from rlhf_lightning.errors import DataError
 
@@ -21,24 +20,12 @@ RESERVED = ("text", "prompt", "messages", "input_ids", "attention_mask")
 
 def read_prompt_rows(path: str) -> list[dict[str, Any]]:
     """The JSON objects of a JSONL file; DataError naming the file (and line) if missing, bad or empty."""
-    file = Path(path)
-    if not file.is_file():
-        raise DataError(f"prompts file not found: {path}")
     rows = []
-    with file.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            if "prompt" not in row and "messages" not in row:
-                raise DataError(f"{path}:{lineno}: a prompt row needs 'prompt' (string) or 'messages' (chat list "
-                                f"ending with a user turn); fields present: {', '.join(row) or 'none'}")
-            rows.append(row)
+    for lineno, row in read_jsonl_objects(path, what="prompts"):
+        if "prompt" not in row and "messages" not in row:
+            raise DataError(f"{path}:{lineno}: a prompt row needs 'prompt' (string) or 'messages' (chat list "
+                            f"ending with a user turn); fields present: {', '.join(row) or 'none'}")
+        rows.append(row)
     if not rows:
         raise DataError(f"{path}: no prompts (the file holds no rows)")
     return rows

@@ -6,16 +6,13 @@ so a failed run leaves the previous report exactly as it was.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import platform
 import re
-import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from rlhf_lightning.atomic_paths import remove_leftovers, replace_directory, staging_path
-from rlhf_lightning.errors import ExportError
+from rlhf_lightning.atomic_paths import atomic_directory
 from rlhf_lightning.evaluation.curves import StageCurves
 from rlhf_lightning.evaluation.plots import plot_curves, plot_reward_vs_kl, plot_win_rates
 
@@ -42,35 +39,11 @@ def plot_names(curves: list[StageCurves]) -> dict[str, Any]:
             "curves": {c.stage: f"curves_{safe(c.stage)}.png" for c in curves if c.plotted()}}
 
 
-@contextlib.contextmanager
-def report_folder(out: str | Path) -> Iterator[Path]:
-    """A fresh hidden folder beside ``out`` that replaces ``out`` when the block ends cleanly; if the
-    block raises, it is deleted and ``out`` is untouched (an OSError becomes an ExportError)."""
-    out = Path(out).expanduser().absolute()
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"cannot write the report to {out}: it exists and is not a folder")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        remove_leftovers(out)
-        tmp = staging_path(out)
-        tmp.mkdir()
-    except OSError as exc:
-        raise ExportError(f"cannot write the report to {out}: {exc}") from exc
-    try:
-        yield tmp
-        replace_directory(tmp, out)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise ExportError(f"writing the report to {out} failed, previous report kept: {exc}") from exc
-        raise
-
-
 def write_report(report: dict[str, Any], out: str | Path, curves: list[StageCurves],
                  answers: list[dict[str, Any]]) -> Path:
     """Write ``report`` (with ``report["plots"]`` from :func:`plot_names`), its plots and every answer
     (``answers.jsonl``, one JSON object a line) as the folder ``out``; returns its absolute path."""
-    with report_folder(out) as tmp:
+    with atomic_directory(out, what="report") as tmp:
         with (tmp / "answers.jsonl").open("w", encoding="utf-8") as f:
             f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in answers)
         plots = report["plots"]

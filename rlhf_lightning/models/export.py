@@ -7,14 +7,12 @@ leaves a half-written folder where a previous good export used to be.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import shutil
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Optional, Union
 
-from rlhf_lightning.atomic_paths import remove_leftovers, replace_directory, staging_path
+from rlhf_lightning.atomic_paths import atomic_directory
 from rlhf_lightning.errors import ExportError
 from rlhf_lightning.models.lora import has_adapter, merge_into_base, merged_copy
 from rlhf_lightning.models.quantization import is_quantized_4bit
@@ -25,37 +23,6 @@ log = logging.getLogger(__name__)
 __all__ = ["atomic_directory", "export_pretrained"]
 
 ADAPTER_SUBDIR = "adapter"
-
-
-@contextlib.contextmanager
-def atomic_directory(out_dir: Union[str, Path]) -> Iterator[Path]:
-    """Yield a fresh temporary folder that replaces ``out_dir`` when the block finishes cleanly.
-
-    The temporary folder is ``.<name>.tmp-<pid>-<random>`` beside ``out_dir`` (same filesystem); it
-    replaces ``out_dir`` in one atomic exchange (see :mod:`rlhf_lightning.atomic_paths`), and
-    leftovers of killed exports to the same ``out_dir`` are deleted first. If the block raises, the
-    temporary folder is removed, ``out_dir`` is left exactly as it was, and an ExportError naming
-    ``out_dir`` and the cause is raised.
-    """
-    out_dir = Path(out_dir).expanduser().absolute()
-    if out_dir.is_file():
-        raise ExportError(f"cannot export to {out_dir}: it exists and is not a folder")
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        remove_leftovers(out_dir)
-        tmp = staging_path(out_dir)
-        tmp.mkdir()
-    except OSError as exc:
-        raise ExportError(f"cannot export to {out_dir}: {exc}") from exc
-    try:
-        yield tmp
-        replace_directory(tmp, out_dir)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, ExportError) or not isinstance(exc, Exception):
-            raise  # already explained, or KeyboardInterrupt / SystemExit
-        raise ExportError(f"export to {out_dir} failed, previous contents kept: "
-                          f"{type(exc).__name__}: {exc}") from exc
 
 
 def _full_precision_merge(model: Any, tokenizer: Any, base_spec: Optional[ModelSpec]) -> Any:

@@ -140,7 +140,8 @@ def _check_dependencies_ready(planned: list[Planned], steps: list[Step]) -> None
         for dep in item.step.dependencies():
             other = by_name[dep]
             if not other.selected and other.action != "skip":
-                raise ConfigError(f"step {item.step.name!r} needs {dep!r}, which is not done and not selected: "
+                state = "changed since it was done" if other.action == "rerun" else "not done"
+                raise ConfigError(f"step {item.step.name!r} needs {dep!r}, which is {state} and not selected: "
                                   f"run it first or widen --from/--only/--until")
 
 
