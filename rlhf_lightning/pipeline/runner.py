@@ -77,7 +77,8 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def plan(steps: list[Step], selected: list[Step], *, force: bool = False, log_dir: str = "runs/pipeline") -> list[Planned]:
+def plan(steps: list[Step], selected: list[Step], *, force: bool = False,
+         log_dir: str = "runs/pipeline") -> list[Planned]:
     """Resolve every step (in plan order) and decide what to do with each selected one."""
     folders: dict[str, dict[str, str]] = {}
     keys: dict[str, str] = {}
@@ -100,7 +101,7 @@ def plan(steps: list[Step], selected: list[Step], *, force: bool = False, log_di
         folders[step.name] = {"export": resolved.export_dir or "", "dir": resolved.run_dir}
         planned.append(_decide(step, args, resolved, force, step.name in chosen))
     _check_disjoint(planned)
-    _check_dependencies_ready(planned, steps)
+    _check_dependencies_ready(planned)
     return planned
 
 
@@ -132,7 +133,7 @@ def _check_disjoint(planned: list[Planned]) -> None:
             seen[real] = item.step.name
 
 
-def _check_dependencies_ready(planned: list[Planned], steps: list[Step]) -> None:
+def _check_dependencies_ready(planned: list[Planned]) -> None:
     by_name = {p.step.name: p for p in planned}
     for item in planned:
         if not item.selected:
@@ -212,7 +213,7 @@ def execute(planned: list[Planned], echo: Callable[[str], None] = print) -> str:
             echo(f"{head}: done (export {item.resolved.export_dir}), skipped")
             continue
         log_path = item.log_path
-        verb = {"resume": "resuming " + item.reason, "rerun": "rerunning (" + item.reason + ")"}.get(item.action, "running")
+        verb = {"resume": f"resuming {item.reason}", "rerun": f"rerunning ({item.reason})"}.get(item.action, "running")
         echo(f"{head}: {verb}; log {log_path}")
         t0 = time.monotonic()
         if item.resolved:
