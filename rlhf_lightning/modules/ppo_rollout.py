@@ -7,7 +7,6 @@ Lightning here. Shapes: ``B`` prompts, ``n`` samples per prompt, ``N = B·n`` sa
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -19,7 +18,7 @@ from rlhf_lightning.algorithms.shaping import last_token_index
 from rlhf_lightning.errors import PluginError
 from rlhf_lightning.losses.token_logprobs import token_logps
 from rlhf_lightning.plugin_output import checked_scores
-from rlhf_lightning.rollout.generation import GenerationSpec, _stop_token_ids, generate
+from rlhf_lightning.rollout.generation import GenerationSpec, generate, stop_token_ids
 from rlhf_lightning.rollout.onednn import onednn_linear
 
 #: batch keys that are not dataset columns for the plugins
@@ -95,7 +94,7 @@ def sample(model, tokenizer, batch: dict[str, Any], spec: GenerationSpec) -> Rol
     prompt_ids, prompt_mask = batch["input_ids"], batch["attention_mask"]
     n = spec.num_return_sequences
     completion_ids, texts = generate(model, tokenizer, prompt_ids, prompt_mask, spec)
-    mask, finished = completion_mask(completion_ids, _stop_token_ids(tokenizer), tokenizer.pad_token_id)
+    mask, finished = completion_mask(completion_ids, stop_token_ids(tokenizer, model), tokenizer.pad_token_id)
     prompt_ids = prompt_ids.repeat_interleave(n, dim=0)
     prompt_mask = prompt_mask.repeat_interleave(n, dim=0)
     input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
@@ -128,28 +127,6 @@ def forward_completion(model, rollout: Rollout, rows: Optional[Tensor] = None, *
     return logps, logits, h
 
 
-class _NonFiniteTolerant:
-    """Wraps a plugin: non-finite scores become 0 and are remembered (reward ``on_invalid: skip``)."""
-
-    def __init__(self, plugin) -> None:
-        self.plugin = plugin
-        self.invalid: list[int] = []
-
-    def __call__(self, prompts, completions, **columns):
-        values = self.plugin(prompts, completions, **columns)
-        if hasattr(values, "detach"):
-            values = values.detach().cpu().tolist() if values.dim() == 1 else values
-        if isinstance(values, (list, tuple)):
-            fixed = []
-            for i, v in enumerate(values):
-                if isinstance(v, float) and not math.isfinite(v):
-                    self.invalid.append(i)
-                    v = 0.0
-                fixed.append(v)
-            values = fixed
-        return values
-
-
 def score(plugins: Sequence[tuple[str, Any, float]], rollout: Rollout, *, what: str = "score",
           skip_invalid: bool = False) -> tuple[dict[str, Tensor], Tensor]:
     """Call each ``(name, plugin, weight)`` on the rollout's samples; one checked float per sample.
@@ -162,11 +139,12 @@ def score(plugins: Sequence[tuple[str, Any, float]], rollout: Rollout, *, what: 
     invalid = torch.zeros(len(rollout), dtype=torch.bool, device=device)
     values: dict[str, Tensor] = {}
     for name, plugin, _ in plugins:
-        call = _NonFiniteTolerant(plugin) if skip_invalid else plugin
-        got = checked_scores(call, rollout.prompts, rollout.completions, rollout.columns, name=repr(name), what=what)
+        bad: list[int] | None = [] if skip_invalid else None  # non-finite values become 0 and are listed
+        got = checked_scores(plugin, rollout.prompts, rollout.completions, rollout.columns, name=repr(name),
+                             what=what, invalid=bad)
         values[name] = torch.tensor(got, dtype=torch.float32, device=device)
-        if skip_invalid and call.invalid:
-            invalid[call.invalid] = True
+        if bad:
+            invalid[bad] = True
     return values, invalid
 
 

@@ -32,14 +32,16 @@ class GenerationSpec:
     num_return_sequences: int = 1
     stop_strings: list[str] = field(default_factory=list)
 
-    def generate_kwargs(self, tokenizer) -> dict:
+    def generate_kwargs(self, tokenizer, model=None) -> dict:
+        """Keyword arguments of ``model.generate``; the stop ids are :func:`stop_token_ids`
+        (``eos_token_id`` replaces the model's own generation config, so its ids are included)."""
         kwargs = dict(
             max_new_tokens=self.max_new_tokens,
             do_sample=self.do_sample,
             num_return_sequences=self.num_return_sequences,
             repetition_penalty=self.repetition_penalty,
             pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=_stop_token_ids(tokenizer),
+            eos_token_id=stop_token_ids(tokenizer, model),
             use_cache=True,
         )
         if self.do_sample:
@@ -53,14 +55,31 @@ class GenerationSpec:
         return kwargs
 
 
-def _stop_token_ids(tokenizer) -> list[int]:
-    """EOS plus a chat template's end-of-turn token (``<|im_end|>``, ``<|eot_id|>``) when it has one."""
+def stop_token_ids(tokenizer, model=None) -> list[int]:
+    """The ids that end a completion: the tokenizer's EOS, the model's own end-of-sequence ids
+    (``generation_config.eos_token_id``, an int or a list, e.g. Llama-3.1's ``<|eot_id|>`` and
+    ``<|eom_id|>``), and a chat template's end-of-turn token (``<|im_end|>``, ``<|eot_id|>``,
+    ``<end_of_turn>``) when the tokenizer has one; each once, in that order."""
     ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    for tid in _model_eos_ids(model):
+        if tid not in ids:
+            ids.append(tid)
     for token in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):
         tid = tokenizer.convert_tokens_to_ids(token)
         if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid not in ids:
             ids.append(tid)
     return ids
+
+
+def _model_eos_ids(model) -> list[int]:
+    """``model.generation_config.eos_token_id`` (else ``model.config``'s) as a list of ints."""
+    if model is None:
+        return []
+    for holder in (getattr(model, "generation_config", None), getattr(model, "config", None)):
+        eos = getattr(holder, "eos_token_id", None)
+        if eos is not None:
+            return [int(t) for t in (eos if isinstance(eos, (list, tuple)) else [eos])]
+    return []
 
 
 @torch.no_grad()
@@ -77,7 +96,7 @@ def generate(model, tokenizer, input_ids: torch.Tensor, attention_mask: torch.Te
     was_training = model.training
     model.eval()
     try:
-        kwargs = spec.generate_kwargs(tokenizer)
+        kwargs = spec.generate_kwargs(tokenizer, model)
         if _needs_sync(model):  # sharded weights: every rank must run as many forwards as the longest
             kwargs["synced_gpus"] = True
         with onednn_linear():
