@@ -8,12 +8,16 @@ silently coerced into a number.
 
 from __future__ import annotations
 
+import http.client
 import math
 import numbers
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Optional
 
 from rlhf_lightning.errors import PluginError, RLHFError
+
+#: failures of the environment (network, files, memory), not of a sample: never re-run per sample
+ENVIRONMENT_ERRORS = (OSError, MemoryError, http.client.HTTPException)
 
 
 def _plugin_label(plugin: Any, name: str | None) -> str:
@@ -33,12 +37,15 @@ def _sample_hint(prompts: Sequence[str] | None, index: int, offset: int = 0) -> 
 
 
 def validate_scores(values: Any, n: int, *, plugin: str, what: str = "score",
-                    prompts: Sequence[str] | None = None, offset: int = 0) -> list[float]:
+                    prompts: Sequence[str] | None = None, offset: int = 0,
+                    invalid: Optional[list[int]] = None) -> list[float]:
     """Return ``values`` as ``n`` Python floats, or raise :class:`PluginError` naming ``plugin`` and the sample.
 
-    Accepted: a list/tuple of real numbers, or a 1-D tensor/array of a real dtype with shape ``(n,)``.
-    Refused: another length or shape, bools, strings, ``None``, complex numbers, NaN and ±inf.
-    Samples are numbered from ``offset`` in messages (the position of the batch in a file).
+    Accepted: a list/tuple of real numbers (numpy scalars included), or a 1-D tensor/array of a
+    real dtype with shape ``(n,)``. Refused: another length or shape, bools, strings, ``None``,
+    complex numbers, NaN and ±inf. Samples are numbered from ``offset`` in messages (the position
+    of the batch in a file). With an ``invalid`` list, NaN and ±inf are not an error: they become
+    ``0.0`` and their positions (from 0) are appended to ``invalid`` (reward ``on_invalid: skip``).
     """
     if hasattr(values, "detach"):  # torch.Tensor, without importing torch here
         if values.dtype.is_complex or values.dtype == __import__("torch").bool:
@@ -63,7 +70,10 @@ def validate_scores(values: Any, n: int, *, plugin: str, what: str = "score",
             raise PluginError(f"{plugin} returned a non-numeric {what} {v!r} ({type(v).__name__}) for "
                               f"{_sample_hint(prompts, i, offset)}")
         f = float(v)
-        if not math.isfinite(f):
+        if not math.isfinite(f) and invalid is not None:
+            invalid.append(i)
+            f = 0.0
+        elif not math.isfinite(f):
             raise PluginError(f"{plugin} returned a non-finite {what} ({f}) for {_sample_hint(prompts, i, offset)}")
         out.append(f)
     return out
@@ -76,15 +86,18 @@ def _slice_columns(columns: dict[str, Any], i: int) -> dict[str, Any]:
 
 def checked_scores(plugin: Callable[..., Any], prompts: Sequence[str], completions: Sequence[str],
                    columns: dict[str, Any] | None = None, *, name: str | None = None, what: str = "score",
-                   offset: int = 0) -> list[float]:
+                   offset: int = 0, invalid: Optional[list[int]] = None) -> list[float]:
     """Call ``plugin(prompts, completions, **columns)`` (a reward or constraint) and validate its output.
 
     ``name`` labels the plugin in errors (default: its entry-point name and class path); ``what``
-    is the word for one value (``"score"``, ``"cost"``); ``offset`` numbers samples in messages.
+    is the word for one value (``"score"``, ``"cost"``); ``offset`` numbers samples in messages;
+    ``invalid`` collects non-finite values instead of raising (see :func:`validate_scores`).
 
-    An exception raised inside the plugin is wrapped in :class:`PluginError` with the plugin's name;
-    the batch is then re-run one sample at a time to name the sample that fails (skipped for
-    :class:`~rlhf_lightning.errors.RLHFError`, which already carries its own explanation).
+    An exception raised inside the plugin is wrapped in :class:`PluginError` with the plugin's name.
+    A bug that some sample may trigger is then located by re-running the batch one sample at a
+    time, up to the first that fails. Not for :class:`~rlhf_lightning.errors.RLHFError` (it carries
+    its own explanation) nor for :data:`ENVIRONMENT_ERRORS` (a network or disk failure is no
+    sample's fault, and re-running would repeat it once per sample).
     """
     prompts, completions, columns = list(prompts), list(completions), dict(columns or {})
     n = len(prompts)
@@ -95,6 +108,8 @@ def checked_scores(plugin: Callable[..., Any], prompts: Sequence[str], completio
         values = plugin(prompts, completions, **columns)
     except RLHFError as exc:
         raise PluginError(f"{label} failed: {exc}") from exc
+    except ENVIRONMENT_ERRORS as exc:
+        raise PluginError(f"{label} raised {type(exc).__name__}: {exc} (on the batch of {n})") from exc
     except Exception as exc:  # noqa: BLE001 - any plugin bug becomes one clear error
         where = "the batch"
         if n > 1:
@@ -107,4 +122,4 @@ def checked_scores(plugin: Callable[..., Any], prompts: Sequence[str], completio
         else:
             where = _sample_hint(prompts, 0, offset)
         raise PluginError(f"{label} raised {type(exc).__name__}: {exc} (on {where})") from exc
-    return validate_scores(values, n, plugin=label, what=what, prompts=prompts, offset=offset)
+    return validate_scores(values, n, plugin=label, what=what, prompts=prompts, offset=offset, invalid=invalid)

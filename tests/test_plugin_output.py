@@ -99,3 +99,45 @@ def test_prompt_completion_mismatch_and_columns_reach_plugin():
 
     assert checked_scores(Echo(), PROMPTS, COMPS, {"gold": [1, 2, 3]}) == [1.0, 2.0, 3.0]
     assert validate_scores([1, 2], 2, plugin="x") == [1.0, 2.0]
+
+
+def test_environment_errors_are_raised_once_not_re_run_per_sample():
+    """A network or disk failure is no sample's fault: re-running per sample would repeat it N times."""
+    calls = []
+
+    class Offline(RewardFunction):
+        def __call__(self, prompts, completions, **columns):
+            calls.append(len(prompts))
+            raise ConnectionResetError("peer reset")
+
+    with pytest.raises(PluginError, match=r"'judge' raised ConnectionResetError: peer reset \(on the batch of 3\)"):
+        checked_scores(Offline(), PROMPTS, COMPS, name="'judge'")
+    assert calls == [3]
+
+
+@pytest.mark.parametrize("value", [
+    np.array([1.0, np.nan, 3.0]),
+    np.array([1.0, np.inf, 3.0], dtype=np.float32),
+    [np.float32(1), np.float32("nan"), np.float64(3)],
+    [1.0, np.float16("-inf"), 3],
+    torch.tensor([1.0, math.nan, 3.0]),
+    [1.0, math.nan, 3.0],
+], ids=["np-array-nan", "np-float32-array-inf", "np-scalars-nan", "np-float16-scalar-inf", "tensor", "list"])
+def test_skip_invalid_collects_non_finite_values_of_every_kind(value):
+    invalid: list[int] = []
+    assert checked_scores(Returns(value), PROMPTS, COMPS, name="r", invalid=invalid) == [1.0, 0.0, 3.0]
+    assert invalid == [1]
+
+
+def test_ppo_on_invalid_skip_marks_numpy_nan_samples():
+    from rlhf_lightning.modules.ppo_rollout import Rollout, position_ids_of, total_reward
+
+    ids = torch.ones(3, 3, dtype=torch.long)
+    rollout = Rollout(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=position_ids_of(ids),
+                      prompt_width=1, completion_ids=ids[:, 1:], mask=torch.ones(3, 2, dtype=torch.bool),
+                      finished=torch.ones(3, dtype=torch.bool), group_ids=torch.arange(3), prompts=PROMPTS,
+                      completions=COMPS)
+    plugins = [("judge", Returns(np.array([1.0, np.nan, 3.0])), 1.0)]
+    total, invalid, logs = total_reward(plugins, rollout, skip_invalid=True)
+    assert invalid.tolist() == [False, True, False] and logs["reward/invalid"] == 1.0
+    assert total.tolist() == [1.0, 2.0, 3.0]  # the invalid sample takes the valid samples' mean
