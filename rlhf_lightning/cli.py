@@ -85,6 +85,20 @@ def _user_error_types() -> tuple[type, ...]:
     return (RLHFError,)
 
 
+def _check_config_files(argv: list[str]) -> None:
+    """Config files (``--config X``, ``--config=X``, ``-c X``) must be UTF-8: the parsers raise a bare
+    ``UnicodeDecodeError`` (a traceback) or name no position. ConfigError naming file, byte and line."""
+    from rlhf_lightning.data.text_files import check_utf8
+    from rlhf_lightning.errors import ConfigError
+
+    for i, arg in enumerate(argv):
+        path = arg.split("=", 1)[1] if arg.startswith("--config=") else None
+        if arg in ("--config", "-c") and i + 1 < len(argv):
+            path = argv[i + 1]
+        if path and os.path.isfile(path):
+            check_utf8(path, error=ConfigError)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     from_sys_argv = argv is None
@@ -94,6 +108,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         argv.remove("--traceback")
         show_traceback = True
     try:
+        _check_config_files(argv)
         if argv and argv[0] in COMMANDS:
             import importlib
 

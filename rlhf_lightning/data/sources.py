@@ -6,14 +6,17 @@ each raises :class:`~rlhf_lightning.errors.DataError` naming the source and what
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import datasets
 
+from rlhf_lightning.data.text_files import check_utf8, first_json_error
 from rlhf_lightning.errors import ConfigError, DataError
 
 # File extension -> ``datasets`` builder. ``.json`` holds either one JSON list or JSON lines; the json
@@ -26,11 +29,8 @@ def _is_local(source: str) -> bool:
 
 
 def _csv_header(path: str) -> list[str]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            return next(csv.reader(f), [])
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e}); save the CSV as UTF-8") from e
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        return next(csv.reader(f), [])
 
 
 def _load_local(path: str) -> datasets.Dataset:
@@ -43,6 +43,8 @@ def _load_local(path: str) -> datasets.Dataset:
         raise DataError(f"{path}: unsupported file type {ext!r}; use one of {', '.join(FILE_BUILDERS)}")
     else:
         builder, kwargs = FILE_BUILDERS[ext], {"data_files": path}
+    if builder in ("csv", "json"):
+        check_utf8(path)  # the json builder drops undecodable bytes silently; pandas names no offset
     if builder == "csv":
         header = _csv_header(path)
         if not header:
@@ -56,15 +58,32 @@ def _load_local(path: str) -> datasets.Dataset:
             features=datasets.Features({name: datasets.Value("string") for name in header}),
         )
     try:
-        if builder is None:
-            return datasets.load_dataset(path, split="train")
-        return datasets.load_dataset(builder, split="train", **kwargs)
+        with _builder_errors_not_logged():
+            if builder is None:
+                return datasets.load_dataset(path, split="train")
+            return datasets.load_dataset(builder, split="train", **kwargs)
     except DataError:
         raise
     except Exception as e:  # the builders raise many types; the user needs the file and the reason
         if _looks_empty(path, e):
             raise DataError(f"{path}: no rows (the file holds no records)") from e
+        reason = first_json_error(path) if builder == "json" else None
+        if reason:  # the builder says only "An error occurred while generating the dataset"
+            raise DataError(f"{path}: {reason}") from e
         raise DataError(f"{path}: could not read the file ({type(e).__name__}: {_brief(e)})") from e
+
+
+@contextlib.contextmanager
+def _builder_errors_not_logged() -> Iterator[None]:
+    """The builders log a parse failure ("Failed to load JSON ... in row 1", rows counted from 0)
+    before raising; the DataError raised from it says it better, so the log line is left out."""
+    logger = logging.getLogger("datasets.packaged_modules")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _looks_empty(path: str, e: BaseException) -> bool:

@@ -25,7 +25,7 @@ def previous_export(tmp_path: Path) -> Path:
 def _run_fails(cfg: Path, capsys, *extra: str) -> str:
     code = main(["fit", "--config", str(cfg), *extra])
     err = capsys.readouterr().err
-    assert code != 0
+    assert code == 2, err[-3000:]
     assert "Traceback" not in err
     return err
 
@@ -102,6 +102,33 @@ def test_model_path_that_does_not_exist(tmp_path, tiny_llama_dir, sft_files, pre
     err = _run_fails(cfg, capsys)
     assert "no_model_here" in err
     _unchanged(previous_export)
+
+
+def test_data_file_not_utf8_names_byte_and_line(tmp_path, tiny_llama_dir, sft_files, previous_export, capsys):
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(b'{"prompt": "hi", "response": "hello"}\n{"prompt": "caf\xe9", "response": "x"}\n')
+    err = _run_fails(sft_config(tmp_path, tiny_llama_dir, sft_files, **{"data.init_args.train": str(bad)}), capsys)
+    assert "latin1.jsonl: not valid UTF-8 at byte 53 (line 2)" in err
+    _unchanged(previous_export)
+
+
+def test_malformed_jsonl_line_is_named(tmp_path, tiny_llama_dir, sft_files, previous_export, capsys):
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"prompt": "hi", "response": "hello"}\n{"prompt": "hi", "response": }\n', encoding="utf-8")
+    err = _run_fails(sft_config(tmp_path, tiny_llama_dir, sft_files, **{"data.init_args.train": str(bad)}), capsys)
+    assert "broken.jsonl: line 2: not valid JSON (Expecting value at column 30)" in err
+    _unchanged(previous_export)
+
+
+@pytest.mark.parametrize("command", ["fit", "pipeline", "score", "evaluate"])
+def test_config_file_not_utf8(tmp_path, capsys, command):
+    """Before: jsonargparse's UnicodeDecodeError traceback (fit), or a message with no position."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_bytes(b"seed_everything: 0\n# caf\xe9\n")
+    assert main([command, "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}: not valid UTF-8 at byte 24 (line 2): invalid continuation byte (byte 0xe9)" in err
+    assert "Traceback" not in err
 
 
 def test_console_script_exit_code_and_no_traceback(tmp_path, tiny_llama_dir, sft_files):

@@ -150,3 +150,24 @@ def test_module_entry_point_prints_user_errors_without_traceback(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "Unknown plugin 'nope'" in result.stderr
     registry.reset()
+
+
+def test_input_not_utf8_is_a_user_error_naming_byte_and_line(tmp_path, capsys):
+    """Before: a UnicodeDecodeError traceback from ``rlhf-lightning score``."""
+    from rlhf_lightning.cli import main
+
+    config = write(tmp_path, "rewards: [{class_path: length}]\n")
+    data = tmp_path / "latin1.jsonl"
+    data.write_bytes(b'{"prompt": "a", "completion": "b"}\n{"prompt": "caf\xe9", "completion": "b"}\n')
+    assert main(["score", "--config", config, "--input", str(data), "--output", str(tmp_path / "o.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert f"{data}: not valid UTF-8 at byte 50 (line 2): invalid continuation byte (byte 0xe9)" in err
+    assert "Traceback" not in err and not (tmp_path / "o.jsonl").exists()
+
+
+def test_input_with_a_byte_order_mark(files):
+    tmp_path, data, out = files
+    data.write_bytes(b"\xef\xbb\xbf" + data.read_bytes())
+    config = write(tmp_path, "rewards: [{class_path: length}]\n")
+    assert score.main(["--config", config, "--input", str(data), "--output", str(out)]) == 0
+    assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()] == [1, 2, 3]

@@ -133,3 +133,67 @@ def test_split_validation_needs_a_row_each_side():
 
     with pytest.raises(DataError, match="at least one"):
         split_validation(datasets.Dataset.from_dict({"i": [1]}), 0.5, seed=0)
+
+
+NOT_UTF8 = {  # name -> (bytes, offset of the first bad byte, its line)
+    "bad.csv": (b"prompt,response\nhi,there\n\xff bad,x\n", 25, 3),
+    "bad.jsonl": (b'{"prompt": "a", "response": "b"}\n{"prompt": "\xc3(", "response": "b"}\n', 45, 2),
+    "bad.json": (b'[{"prompt": "caf\xe9", "response": "b"}]', 16, 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_UTF8))
+def test_not_utf8_names_file_byte_and_line(tmp_path, name):
+    """Before: the JSON builder loaded a latin-1 'é' as nothing, silently; a CSV error named an offset
+    into pandas' buffer. Now every text format stops at the first bad byte, with its file offset."""
+    data, offset, line = NOT_UTF8[name]
+    assert data[offset] >= 0x80 and data[:offset].count(b"\n") == line - 1
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(DataError, match=rf"{name}: not valid UTF-8 at byte {offset} \(line {line}\)"):
+        load_rows(str(path))
+
+
+def test_not_utf8_offset_counts_across_read_chunks(tmp_path):
+    """A character split between two reads is valid; the bad byte's offset is counted from the file start."""
+    from rlhf_lightning.data.text_files import check_utf8
+
+    path = tmp_path / "big.jsonl"
+    good = "春".encode() * 5  # 3-byte characters straddle every 4-byte chunk boundary
+    path.write_bytes(good + b"\n" + good + b"\xc3(")
+    with pytest.raises(DataError, match=r"at byte 31 \(line 2\): invalid continuation byte \(byte 0xc3\)"):
+        check_utf8(path, chunk_size=4)
+    path.write_bytes(good + b"\xe6\x98")  # a truncated character at the end of the file
+    with pytest.raises(DataError, match=r"at byte 15 \(line 1\): unexpected end of data"):
+        check_utf8(path, chunk_size=4)
+    path.write_bytes(good)
+    check_utf8(path, chunk_size=4)
+
+
+@pytest.mark.parametrize("name", ["bom.csv", "bom.json", "bom.jsonl"])
+def test_utf8_byte_order_mark_is_accepted(tmp_path, name):
+    path = tmp_path / name
+    body = {"bom.csv": "prompt,response\n春,b\n", "bom.json": json.dumps([{"prompt": "春", "response": "b"}]),
+            "bom.jsonl": json.dumps({"prompt": "春", "response": "b"}) + "\n"}[name]
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    rows = load_rows(str(path))
+    assert rows.column_names == ["prompt", "response"] and rows[0] == {"prompt": "春", "response": "b"}
+
+
+def test_malformed_jsonl_line_is_named_with_the_parse_error(tmp_path):
+    """Before: "could not read the file (DatasetGenerationError: An error occurred while generating the dataset)"."""
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "a", "response": "b"}\n\n{"prompt": "a", oops}\n{"prompt": "c"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.jsonl: line 3: not valid JSON \(Expecting property name enclosed in "
+                                        r"double quotes at column 17\)"):
+        load_rows(str(path))
+    path.write_text('{"prompt": "a", "response": "b"}\n[1, 2]\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.jsonl: line 2: expected a JSON object .*got list"):
+        load_rows(str(path))
+
+
+def test_malformed_json_document_names_line_and_column(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('[{"prompt": "a", "response": "b"},\n {"prompt": "a" "response": "b"}]', encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.json: line 2, column 17: Expecting ',' delimiter"):
+        load_rows(str(path))
