@@ -46,6 +46,7 @@ def build_cli_class():
     from rlhf_lightning.callbacks.nonfinite import NonFiniteGuard
     from rlhf_lightning.callbacks.predictions import JSONLPredictionWriter
     from rlhf_lightning.callbacks.random_state import RandomStateCheckpoint
+    from rlhf_lightning.callbacks.save_config import RedactedSaveConfig
     from rlhf_lightning.checkpoint_io import NoResaveOnResume, use_atomic_checkpoints
     from rlhf_lightning.trainer import RLHFTrainer
 
@@ -58,6 +59,7 @@ def build_cli_class():
             kwargs.setdefault("trainer_class", RLHFTrainer)
             kwargs.setdefault("subclass_mode_model", True)
             kwargs.setdefault("subclass_mode_data", True)
+            kwargs.setdefault("save_config_callback", RedactedSaveConfig)  # no secrets in config.yaml
             kwargs.setdefault("save_config_kwargs", {"overwrite": True})
             kwargs.setdefault("auto_configure_optimizers", False)
             super().__init__(*args, **kwargs)
