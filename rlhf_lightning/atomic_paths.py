@@ -10,6 +10,12 @@ those two renames leaves no ``<name>`` and the previous contents under the ``.ol
 
 Leftovers of killed writers (``.tmp-`` and ``.old-`` siblings whose process no longer runs on this
 host) are removed by the next writer of the same name (:func:`remove_leftovers`).
+
+Every file and folder is fsynced before it is renamed into place (:func:`fsync_tree`,
+:func:`atomic_file`), so after a power loss the target is the old or the new version, never a new
+name pointing to empty files. A full disk (ENOSPC, EDQUOT, when writing or when fsync reports a
+lost write) becomes a :class:`~rlhf_lightning.errors.DiskFullError` naming the path; the previous
+version stays and the partial one is removed.
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import IO, Iterator, Optional, Union
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 _PathLike = Union[str, os.PathLike]
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def staging_path(target: _PathLike, kind: str = "tmp") -> Path:
@@ -91,6 +98,29 @@ def remove_leftovers(target: _PathLike) -> list[Path]:
     return removed
 
 
+def fsync_file(path: _PathLike) -> None:
+    """Flush a written file's data to disk; raises what fsync reports (ENOSPC, EIO), except where the
+    filesystem does not support fsync."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: _PathLike) -> None:
+    """fsync every file under ``folder``, then every folder (deepest first), before it is renamed in."""
+    for root, dirs, files in os.walk(folder, topdown=False):
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                fsync_file(path)
+        fsync_dir(root)
+
+
 def fsync_dir(folder: _PathLike) -> None:
     """Make renames inside ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
     try:
@@ -127,34 +157,100 @@ def _delete(path: Path) -> None:
             pass
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from, or a failure it gathers) is a full disk or quota:
+    an OSError with ENOSPC/EDQUOT, or a library error that only kept its message (safetensors)."""
+    seen: set[int] = set()
+    todo: list[Optional[BaseException]] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _DISK_FULL:
+            return True
+        if any(os.strerror(code) in str(e) for code in _DISK_FULL):
+            return True
+        failures = getattr(e, "failures", None)  # torch.distributed.checkpoint's CheckpointException
+        todo += [e.__cause__, e.__context__, *(failures.values() if isinstance(failures, dict) else [])]
+    return False
+
+
+def disk_full_error(what: str, path: _PathLike, partial: str = "file"):
+    """The user-facing error for a full disk while writing ``what`` (``"checkpoint"``) to ``path``."""
+    from rlhf_lightning.errors import DiskFullError
+
+    return DiskFullError(f"the disk is full (no space left on device or quota exceeded) while writing the {what} "
+                         f"{path}: the partial {partial} was removed and any earlier {what} at that path is unchanged; "
+                         "free some space and run again")
+
+
+@contextlib.contextmanager
+def atomic_file(path: _PathLike, mode: str = "wb", *, what: str = "file",
+                encoding: Optional[str] = None) -> Iterator[IO]:
+    """Open a staging sibling of ``path`` for writing; when the block finishes cleanly it is flushed,
+    fsynced and renamed onto ``path``, and the folder fsynced. If the block raises, the staging file
+    is removed and ``path`` left as it was; a full disk raises DiskFullError naming ``what``."""
+    from rlhf_lightning.errors import ConfigError
+
+    target = Path(os.path.abspath(os.fspath(path)))
+    if target.is_dir():
+        raise ConfigError(f"cannot write the {what} to {path}: it is a folder; give a file path")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)  # left by a process killed while writing this file
+    tmp = staging_path(target)
+    try:
+        with open(tmp, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, Exception) and is_disk_full(exc):
+            raise disk_full_error(what, target) from exc
+        raise
+    fsync_dir(target.parent)
+
+
 @contextlib.contextmanager
 def atomic_directory(out_dir: _PathLike, what: str = "export") -> Iterator[Path]:
     """Yield a fresh staging folder that replaces ``out_dir`` when the block finishes cleanly.
 
-    The staging folder is ``.<name>.tmp-<pid>-<random>`` beside ``out_dir`` (same filesystem); it
-    replaces ``out_dir`` with :func:`replace_directory`, and leftovers of killed writers of the same
-    ``out_dir`` are deleted first. If the block raises, the staging folder is removed, ``out_dir`` is
-    left exactly as it was, and an ExportError naming ``what`` (``"export"``, ``"report"``),
-    ``out_dir`` and the cause is raised.
+    ``out_dir`` must be absent, empty or an earlier output of kind ``what`` (``"export"``,
+    ``"report"``), and not the current folder (:func:`~rlhf_lightning.output_folders.check_replaceable`,
+    checked before and again just before the swap); otherwise ExportError, and nothing is touched.
+    The staging folder is ``.<name>.tmp-<pid>-<random>`` beside ``out_dir`` (same filesystem); the
+    block fills it, the marker of ``what`` is added, every file is fsynced and it replaces
+    ``out_dir`` with :func:`replace_directory`; leftovers of killed writers of the same ``out_dir``
+    are deleted first. If the block raises, the staging folder is removed, ``out_dir`` is left exactly
+    as it was, and an ExportError naming ``what``, ``out_dir`` and the cause is raised (DiskFullError
+    for a full disk).
     """
-    from rlhf_lightning.errors import ExportError
+    from rlhf_lightning.errors import ExportError, RLHFError
+    from rlhf_lightning.output_folders import check_replaceable, write_marker
 
-    out_dir = Path(out_dir).expanduser().absolute()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ExportError(f"cannot write the {what} to {out_dir}: it exists and is not a folder")
+    out_dir = check_replaceable(out_dir, what)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(out_dir)
         tmp = staging_path(out_dir)
         tmp.mkdir()
     except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(what, out_dir, "folder") from exc
         raise ExportError(f"cannot write the {what} to {out_dir}: {exc}") from exc
     try:
         yield tmp
+        write_marker(tmp, what)
+        fsync_tree(tmp)
+        check_replaceable(out_dir, what)  # files may have been put there while the output was written
         replace_directory(tmp, out_dir)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, ExportError) or not isinstance(exc, Exception):
+        if isinstance(exc, RLHFError) or not isinstance(exc, Exception):
             raise  # already explained, or KeyboardInterrupt / SystemExit
+        if is_disk_full(exc):
+            raise disk_full_error(what, out_dir, "folder") from exc
         raise ExportError(f"writing the {what} to {out_dir} failed, previous {what} kept: "
                           f"{type(exc).__name__}: {exc}") from exc

@@ -10,8 +10,9 @@ leaves a checkpoint-sized orphan in ``/tmp``.
 
 :class:`AtomicCheckpointIO` writes beside the target in the same folder
 (``.last.ckpt.tmp-<pid>-<random>``), fsyncs it, ``os.replace``-s it over the target and fsyncs the
-folder, so the target is always either the previous complete checkpoint or the new complete one;
-the next save removes what a killed writer left (``atomic_paths.remove_leftovers``). Remote paths
+folder (``atomic_paths.atomic_file``), so the target is always either the previous complete
+checkpoint or the new complete one; the next save removes what a killed writer left. A full disk
+stops the run with a DiskFullError naming the checkpoint; the previous one stays loadable. Remote paths
 (``s3://`` …) keep Lightning's behaviour. The CLI installs it unless the run configures its own
 ``CheckpointIO``.
 
@@ -23,7 +24,6 @@ Lightning's own ``ModelParallelStrategy`` and DeepSpeed write their folders in p
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -33,7 +33,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.fabric.utilities.types import _PATH
 
-from rlhf_lightning.atomic_paths import fsync_dir, remove_leftovers, staging_path
+from rlhf_lightning.atomic_paths import atomic_file
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -46,21 +46,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def atomic_torch_save(obj: Any, path: str) -> None:
-    """``torch.save(obj, path)`` so that ``path`` never holds a partial file."""
-    target = Path(os.path.abspath(path))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(target)  # left by a process killed while saving this checkpoint
-    tmp = staging_path(target)
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)  # streamed: no second in-memory copy of the checkpoint
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
+    """``torch.save(obj, path)`` so that ``path`` never holds a partial file (a full disk: DiskFullError,
+    the previous checkpoint kept)."""
+    with atomic_file(path, "wb", what="checkpoint") as f:
+        torch.save(obj, f)  # streamed: no second in-memory copy of the checkpoint
 
 
 def use_atomic_checkpoints(trainer) -> bool:

@@ -30,3 +30,8 @@ class PluginError(RLHFError):
 
 class ExportError(RLHFError):
     """An export that cannot be written; the previous export is left in place."""
+
+
+class DiskFullError(RLHFError):
+    """No space left (or the disk quota exceeded) while writing a checkpoint or an output; the
+    previous one is left in place and the partial file or folder removed."""

@@ -13,6 +13,9 @@ from lightning.pytorch.plugins.io import AsyncCheckpointIO
 
 from rlhf_lightning.checkpoint_io import (AtomicCheckpointIO, NoResaveOnResume, atomic_torch_save,
                                          use_atomic_checkpoints)
+from rlhf_lightning.errors import DiskFullError
+from tests.cli.conftest import sft_config, sft_files  # noqa: F401 - fixture
+from tests.disk_full import make_disk_full
 
 
 class Boom:
@@ -42,6 +45,19 @@ def test_a_killed_writer_s_temporary_file_is_removed_by_the_next_save(tmp_path):
     (tmp_path / ".other.ckpt.tmp-99999").write_bytes(b"another checkpoint's")
     atomic_torch_save({"step": 3}, str(tmp_path / "last.ckpt"))
     assert sorted(os.listdir(tmp_path)) == [".other.ckpt.tmp-99999", "last.ckpt"]
+
+
+@pytest.mark.parametrize("how", ["write", "fsync"])
+def test_disk_full_keeps_the_previous_checkpoint_and_says_so(tmp_path, monkeypatch, how):
+    target = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": 1, "w": torch.ones(3)}, target)
+    make_disk_full(how, monkeypatch, tmp_path, budget=100)
+    with pytest.raises(DiskFullError, match=f"the disk is full .* while writing the checkpoint {target}: the partial "
+                                            "file was removed and any earlier checkpoint at that path is unchanged"):
+        AtomicCheckpointIO().save_checkpoint({"step": 2, "w": torch.zeros(1000)}, target)
+    monkeypatch.undo()
+    assert torch.load(target, weights_only=True)["step"] == 1
+    assert os.listdir(tmp_path) == ["last.ckpt"]
 
 
 def _trainer(**kwargs):
@@ -87,3 +103,25 @@ def test_resumed_run_does_not_save_its_resume_step_again_mid_accumulation(tmp_pa
     assert fit(3, [], ckpt_path=str(tmp_path / "last.ckpt")) == [2, 2]  # Lightning's re-save, mid-window
     # with it: no save until the end of training (save_last's final save at step 3)
     assert fit(3, [NoResaveOnResume()], ckpt_path=str(tmp_path / "last.ckpt")) == [3]
+
+
+def test_fit_on_a_full_disk_stops_with_one_message_and_keeps_the_last_checkpoint(tmp_path, tiny_llama_dir,
+                                                                                 sft_files, monkeypatch, capsys):  # noqa: F811
+    """Resumed from step 2, the step-4 checkpoint hits a full disk: exit 2 naming the file, step 2's
+    ``last.ckpt`` still loads, no partial file is left, and nothing was exported."""
+    from rlhf_lightning.cli import main
+
+    cfg = sft_config(tmp_path, tiny_llama_dir, sft_files, **{"trainer.max_steps": 2, "trainer.num_sanity_val_steps": 0,
+                                                             "export.enabled": False})
+    assert main(["fit", "--config", str(cfg)]) == 0
+    folder = tmp_path / "checkpoints"
+    before = sorted(os.listdir(folder))
+    capsys.readouterr()
+    make_disk_full("write", monkeypatch, folder, budget=0)
+    assert main(["fit", "--config", str(cfg), "--trainer.max_steps=4", "--ckpt_path=last"]) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert err.count("rlhf-lightning: error:") == 1 and "Traceback" not in err, err
+    assert f"the disk is full (no space left on device or quota exceeded) while writing the checkpoint {folder}" in err
+    assert sorted(os.listdir(folder)) == before
+    assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == 2

@@ -28,6 +28,6 @@ class JSONLPredictionWriter(BasePredictionWriter):
         path = self.output or os.path.join(trainer.default_root_dir, "predictions.jsonl")
         if trainer.world_size > 1:
             path = f"{path}.rank{trainer.global_rank}"
-        write_jsonl_atomic(path, rows)
+        write_jsonl_atomic(path, rows, what="predictions")
         self.written = path
         rank_zero_info(f"Wrote {len(rows)} predictions to {path}")

@@ -25,7 +25,8 @@ Every policy answers every prompt ``samples_per_prompt`` times with the same ran
 random numbers, :mod:`rlhf_lightning.evaluation.sampling`); answer ``j`` of a policy is compared
 with answer ``j`` of the baseline under each reward. The report folder (``report.json``,
 ``report.md``, ``answers.jsonl``, PNG plots) replaces ``output`` atomically; its path is the last
-line printed.
+line printed. ``output`` must be new, empty or an earlier report (it holds ``.rlhf-lightning-report``),
+and must not contain the policies, logs or prompts read: checked before anything is loaded.
 """
 
 from __future__ import annotations
@@ -163,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     reward_names, constraint_names, primary = check_settings(init)
     for name, source in init.policies.items():
         check_policy_source(name, source)
+    from rlhf_lightning.output_folders import check_replaceable
+
+    inputs = [*init.policies.values(), *(init.logs or {}).values(), init.prompts]
+    check_replaceable(init.output, "report", [p for p in inputs if Path(p).expanduser().exists()])
 
     from rlhf_lightning.evaluation.curves import check_log_folders
     from rlhf_lightning.evaluation.prompts import read_prompt_rows

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     scored = score_rows(rows, init.rewards, init.constraints, weights=init.weights, reward_names=init.reward_names,
                         constraint_names=init.constraint_names, prompt_key=init.prompt_key,
                         completion_key=init.completion_key, batch_size=init.batch_size)
-    write_jsonl_atomic(init.output, scored)
+    write_jsonl_atomic(init.output, scored, what="scores")
     n = len(scored)
     summary = [f"scored {n} rows -> {init.output}", f"  reward mean {sum(r['reward'] for r in scored) / n:.4f}"]
     for name in scored[0]["rewards"]:

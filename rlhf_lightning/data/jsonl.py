@@ -1,29 +1,24 @@
-"""Writing JSONL outputs (predictions, scores) so a failure never leaves a half-written file."""
+"""JSONL files: outputs (predictions, scores) written so a failure never leaves a half-written file,
+and inputs read with the line number of each object."""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 from rlhf_lightning.data.text_files import BOM
 
 
-def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
-    """Write ``rows`` as UTF-8 JSON lines to a temporary sibling, then rename it onto ``path``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict[str, Any]], what: str = "output") -> None:
+    """Write ``rows`` as UTF-8 JSON lines to a staging sibling, fsync it and rename it onto ``path``
+    (:func:`rlhf_lightning.atomic_paths.atomic_file`; ``what`` names the file in a disk-full error)."""
+    from rlhf_lightning.atomic_paths import atomic_file
+
+    with atomic_file(path, "w", what=what, encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def read_jsonl_objects(path: str, what: str = "input") -> list[tuple[int, dict[str, Any]]]:

@@ -1,7 +1,8 @@
 """The report folder: ``report.json``, ``report.md``, ``answers.jsonl`` and PNG plots, written atomically.
 
-The folder is built in a hidden sibling and swapped in whole (:mod:`rlhf_lightning.atomic_paths`),
-so a failed run leaves the previous report exactly as it was.
+The folder is built in a hidden sibling, fsynced and swapped in whole (:mod:`rlhf_lightning.atomic_paths`),
+so a failed run leaves the previous report exactly as it was. It only replaces a new or empty folder or
+an earlier report (marked by ``.rlhf-lightning-report``, :mod:`rlhf_lightning.output_folders`).
 """
 
 from __future__ import annotations

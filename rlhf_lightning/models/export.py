@@ -1,8 +1,10 @@
 """Export a trained model as a Hugging Face folder that transformers / peft / vLLM load without us.
 
-Exports are atomic: everything is written into a hidden sibling folder and swapped into place only
-when complete, so a crash mid-export (disk full, a failing ``save_pretrained``, a SIGKILL) never
-leaves a half-written folder where a previous good export used to be.
+Exports are atomic: everything is written into a hidden sibling folder, fsynced and swapped into
+place only when complete, so a crash mid-export (disk full, a failing ``save_pretrained``, a SIGKILL,
+a power loss) never leaves a half-written folder where a previous good export used to be. An export
+only replaces a new or empty folder or an earlier export (marked by ``.rlhf-lightning-export``):
+never a folder of the user's own files (:mod:`rlhf_lightning.output_folders`).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from rlhf_lightning.atomic_paths import atomic_file
 from rlhf_lightning.errors import ConfigError, RLHFError
 from rlhf_lightning.pipeline.resolve import Resolved, describe_resolved, override_args, resolve_fit
 from rlhf_lightning.pipeline.spec import Step, substitute
@@ -68,13 +69,8 @@ def _read_json(path: Path) -> Optional[dict]:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_file(path, "w", what="pipeline state", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def plan(steps: list[Step], selected: list[Step], *, force: bool = False,

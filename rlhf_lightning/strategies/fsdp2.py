@@ -20,7 +20,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from lightning.pytorch.utilities import rank_zero_info
 from torch.distributed.constants import default_pg_timeout
 
-from rlhf_lightning.atomic_paths import fsync_dir, remove_leftovers, replace_directory, staging_path
+from rlhf_lightning.atomic_paths import fsync_dir, fsync_file, remove_leftovers, replace_directory, staging_path
 from rlhf_lightning.errors import ConfigError
 
 
@@ -93,12 +93,7 @@ class FSDP2Strategy(ModelParallelStrategy):
         super().save_checkpoint(checkpoint, staging)  # every rank writes its shard; rank 0 the metadata
         self.barrier("sharded checkpoint written")
         if self.is_global_zero:
-            _fsync_file(staging / _METADATA_FILENAME)  # DCP fsyncs its shards, Lightning not its metadata
+            fsync_file(staging / _METADATA_FILENAME)  # DCP fsyncs its shards, Lightning not its metadata
             fsync_dir(staging)
             replace_directory(staging, target)
         self.barrier("sharded checkpoint in place")
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())

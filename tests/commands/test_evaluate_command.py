@@ -156,8 +156,11 @@ def test_identical_copy_of_the_baseline_ties_even_with_a_stateful_reward(setup, 
 
 @pytest.fixture()
 def previous_report(tmp_path):
+    from rlhf_lightning.output_folders import write_marker
+
     out = tmp_path / "report"
     out.mkdir()
+    write_marker(out, "report")
     (out / "report.json").write_text('{"old": true}')
     return out
 
@@ -190,9 +193,31 @@ def test_bad_input_exits_2_with_one_message_and_keeps_the_previous_report(setup,
     captured = capsys.readouterr()
     assert captured.err.count("rlhf-lightning: error:") == 1 and "Traceback" not in captured.err, captured.err
     assert re.search(match, captured.err), captured.err
-    assert [p.name for p in previous_report.iterdir()] == ["report.json"]
+    assert sorted(p.name for p in previous_report.iterdir()) == [".rlhf-lightning-report", "report.json"]
     assert (previous_report / "report.json").read_text() == '{"old": true}'
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]
+
+
+@pytest.mark.parametrize("output, match", [
+    ("mine", "cannot write the report to .*mine: the folder is not empty and is not an earlier report "
+             "\\(no .rlhf-lightning-report file\\); it holds notes.md"),
+    ("policies", "cannot write the report to .*policies: it is or contains .*sft, which the report would delete"),
+    (".", "cannot write the report to \\.: it is the current folder"),
+])
+def test_an_output_folder_it_did_not_write_is_refused_before_anything_loads(setup, tmp_path, capsys, monkeypatch,
+                                                                            output, match):
+    import shutil
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.md").write_text("my notes")
+    sft = shutil.copytree(setup["sft"], tmp_path / "policies" / "sft")
+    monkeypatch.chdir(tmp_path)
+    config = _config(setup, tmp_path, output=output, policies={"sft": str(sft), "dpo": str(setup["dpo"])})
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    assert cli_main(["evaluate", "--config", config]) == 2
+    err = capsys.readouterr().err
+    assert err.count("rlhf-lightning: error:") == 1 and re.search(match, err), err
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
 
 
 def _empty(tmp_path):

@@ -7,12 +7,14 @@ import math
 
 import pytest
 
-from rlhf_lightning.errors import ExportError
+from rlhf_lightning.errors import DiskFullError, ExportError
 from rlhf_lightning.evaluation import report as report_mod
 from rlhf_lightning.evaluation.curves import StageCurves
 from rlhf_lightning.evaluation.report import markdown, plot_names, write_report
 from rlhf_lightning.evaluation.sampling import PolicySamples
 from rlhf_lightning.evaluation.summary import answer_rows, examples, policy_figures
+from rlhf_lightning.output_folders import write_marker
+from tests.disk_full import fill_disk
 
 # P = 2 prompts x N = 2 draws, prompt-major rows
 BASE = PolicySamples(completions=["x", "x y", "z", "w"], lengths=[1, 2, 1, 1], finished=[True] * 4,
@@ -59,14 +61,21 @@ def _report(tmp_path):
     return report, curves, answer_rows(["p1", "p2"], samples, draws=2)
 
 
-def test_write_report_replaces_the_folder(tmp_path):
-    report, curves, answers = _report(tmp_path)
+def _earlier_report(tmp_path):
     out = tmp_path / "report"
     out.mkdir()
+    write_marker(out, "report")
+    (out / "report.json").write_text('{"old": true}')
+    return out
+
+
+def test_write_report_replaces_an_earlier_report(tmp_path):
+    report, curves, answers = _report(tmp_path)
+    out = _earlier_report(tmp_path)
     (out / "stale.txt").write_text("from an older report")
     assert write_report(report, out, curves, answers) == out.absolute()
-    assert sorted(p.name for p in out.iterdir()) == ["answers.jsonl", "curves_sft.png", "report.json", "report.md",
-                                                     "reward_vs_kl.png", "win_rates.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".rlhf-lightning-report", "answers.jsonl", "curves_sft.png",
+                                                     "report.json", "report.md", "reward_vs_kl.png", "win_rates.png"]
     assert json.loads((out / "report.json").read_text())["policies"]["pol"]["win_rate"] == pytest.approx(0.625)
     rows = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
     assert [(r["policy"], r["prompt_index"], r["draw"]) for r in rows[4:]] == [("pol", 0, 0), ("pol", 0, 1),
@@ -77,18 +86,38 @@ def test_write_report_replaces_the_folder(tmp_path):
 
 def test_failed_write_keeps_the_previous_report(tmp_path, monkeypatch):
     report, curves, answers = _report(tmp_path)
-    out = tmp_path / "report"
-    out.mkdir()
-    (out / "report.json").write_text('{"old": true}')
+    out = _earlier_report(tmp_path)
 
     def broken(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+        raise ValueError("cannot draw")
 
     monkeypatch.setattr(report_mod, "plot_reward_vs_kl", broken)
-    with pytest.raises(ExportError, match="previous report kept.*No space left"):
+    with pytest.raises(ExportError, match="previous report kept.*cannot draw"):
         write_report(report, out, curves, answers)
-    assert [p.name for p in out.iterdir()] == ["report.json"] and (out / "report.json").read_text() == '{"old": true}'
+    assert sorted(p.name for p in out.iterdir()) == [".rlhf-lightning-report", "report.json"]
+    assert (out / "report.json").read_text() == '{"old": true}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_disk_full_while_writing_keeps_the_previous_report(tmp_path, monkeypatch):
+    report, curves, answers = _report(tmp_path)
+    out = _earlier_report(tmp_path)
+    fill_disk(monkeypatch, tmp_path, budget=500)  # answers.jsonl is cut
+    with pytest.raises(DiskFullError, match=f"while writing the report {out}: the partial folder was removed"):
+        write_report(report, out, curves, answers)
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.iterdir()) == [".rlhf-lightning-report", "report.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_a_folder_that_is_not_a_report_is_refused_and_kept(tmp_path):
+    report, curves, answers = _report(tmp_path)
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "notes.md").write_text("mine")
+    with pytest.raises(ExportError, match=f"cannot write the report to {out}: .*not an earlier report.*notes.md"):
+        write_report(report, out, curves, answers)
+    assert [p.name for p in out.iterdir()] == ["notes.md"] and sorted(p.name for p in tmp_path.iterdir()) == ["results"]
 
 
 def test_markdown_tables_escape_cells_and_show_answers_side_by_side(tmp_path):

@@ -9,11 +9,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from rlhf_lightning.errors import ExportError
+from rlhf_lightning.errors import DiskFullError, ExportError
 from rlhf_lightning.models.export import atomic_directory, export_pretrained
 from rlhf_lightning.models.loading import load_causal_lm, load_tokenizer
 from rlhf_lightning.models.spec import LoraSpec, ModelSpec, QuantizationSpec
 from tests import tiny
+from tests.disk_full import make_disk_full
 
 IDS = torch.tensor([[5, 17, 42, 99, 7, 3], [8, 8, 120, 64, 1, 2]])
 
@@ -144,10 +145,10 @@ def test_atomic_directory_replaces_old_contents_only_on_success(tmp_path):
         with atomic_directory(target) as tmp:
             (tmp / "b.txt").write_text("two")
             raise ValueError("boom")
-    assert sorted(os.listdir(target)) == ["a.txt"]
+    assert sorted(os.listdir(target)) == [".rlhf-lightning-export", "a.txt"]
     with atomic_directory(target) as tmp:
         (tmp / "b.txt").write_text("two")
-    assert sorted(os.listdir(target)) == ["b.txt"] and not _leftovers(tmp_path)
+    assert sorted(os.listdir(target)) == [".rlhf-lightning-export", "b.txt"] and not _leftovers(tmp_path)
 
 
 def test_atomic_directory_refuses_to_replace_a_file(tmp_path):
@@ -168,3 +169,40 @@ def test_atomic_directory_deletes_leftovers_of_killed_exports(tmp_path):
     with atomic_directory(tmp_path / "artifact") as tmp:
         (tmp / "a.txt").write_text("one")
     assert sorted(os.listdir(tmp_path)) == ["artifact"]
+
+
+def test_export_into_a_folder_of_user_files_is_refused_and_deletes_nothing(tiny_llama_dir, tmp_path):
+    tok = load_tokenizer(str(tiny_llama_dir))
+    model = load_causal_lm(ModelSpec(name_or_path=str(tiny_llama_dir)))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    with pytest.raises(ExportError, match=f"cannot write the export to {mine}: .*it holds notes.txt"):
+        export_pretrained(model, tok, mine)
+    assert _snapshot(tmp_path) == {"mine/notes.txt": b"my notes"}
+
+
+def test_an_earlier_export_with_the_pipeline_s_state_is_replaced(tiny_llama_dir, tmp_path):
+    tok = load_tokenizer(str(tiny_llama_dir))
+    model = load_causal_lm(ModelSpec(name_or_path=str(tiny_llama_dir)))
+    out = export_pretrained(model, tok, tmp_path / "export")
+    assert (out / ".rlhf-lightning-export").is_file()
+    (out / "pipeline_step.json").write_text('{"status": "done"}')  # what the pipeline adds when a step is done
+    export_pretrained(model, tok, out)
+    assert "pipeline_step.json" not in os.listdir(out) and (out / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("how", ["write", "fsync"])
+def test_disk_full_during_export_keeps_the_previous_export(tiny_llama_dir, tmp_path, monkeypatch, how):
+    """The Python-side writes hit ENOSPC after 1000 bytes (config.json and generation_config.json fit, the
+    weights were written, chat_template.jinja is cut), or fsync reports it."""
+    tok = load_tokenizer(str(tiny_llama_dir))
+    model = load_causal_lm(ModelSpec(name_or_path=str(tiny_llama_dir)))
+    out = export_pretrained(model, tok, tmp_path / "export")
+    before = _snapshot(out)
+    make_disk_full(how, monkeypatch, tmp_path, budget=1000)
+    with pytest.raises(DiskFullError, match=f"the disk is full .* while writing the export {out}: the partial "
+                                            "folder was removed and any earlier export at that path is unchanged"):
+        export_pretrained(model, tok, out)
+    monkeypatch.undo()
+    assert _snapshot(out) == before and not _leftovers(tmp_path)
