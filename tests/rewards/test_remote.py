@@ -77,7 +77,7 @@ def test_good_answer_sends_prompts_completions_and_columns(server, monkeypatch):
 def test_slow_answer_times_out_after_bounded_retries(server):
     reward = RemoteReward(url(server, "/slow"), timeout=0.2, retries=1, backoff=0.05)
     start = time.monotonic()
-    with pytest.raises(PluginError, match=r"failed after 2 attempt\(s\): no answer within 0.2 s"):
+    with pytest.raises(PluginError, match=r"failed after 2 attempt\(s\): gave no complete answer within 0.2 s"):
         reward(["p"], ["c"])
     assert time.monotonic() - start < 2.0
     assert len(server.requests) == 2
