@@ -1,7 +1,7 @@
 """The ``rlhf-lightning`` command: LightningCLI for the stages, plus a few plain commands.
 
 ``rlhf-lightning fit|validate|test|predict --config run.yaml`` runs a stage (model and data chosen by
-``class_path``). ``plugins``, ``score``, ``export``, ``evaluate`` and ``pipeline`` are commands of
+``class_path``). ``plugins``, ``score``, ``export``, ``evaluate``, ``sample`` and ``pipeline`` are commands of
 their own. User errors print one message and exit with status 2; ``--traceback`` or
 ``RLHF_LIGHTNING_TRACEBACK=1`` shows the Python traceback as well.
 """
@@ -18,6 +18,7 @@ COMMANDS = {
     "score": "rlhf_lightning.commands.score",
     "export": "rlhf_lightning.commands.export",
     "evaluate": "rlhf_lightning.commands.evaluate",
+    "sample": "rlhf_lightning.commands.sample",
     "pipeline": "rlhf_lightning.commands.pipeline",
 }
 
