@@ -68,7 +68,8 @@ def test_good_answer_sends_prompts_completions_and_columns(server, monkeypatch):
     reward = RemoteReward(url(server, "/good"), timeout=2, api_key_env="JUDGE_KEY", batch_size=2)
     scores = checked_scores(reward, ["p1", "p2", "p3"], ["a", "bb", "ccc"], {"answer": ["x", "y", "z"]}, name="judge")
     assert scores == [1.0, 2.0, 3.0]
-    (_, first, headers), (_, second, _) = server.requests  # batch_size 2 -> two requests
+    # batch_size 2 -> two requests, sent concurrently (in either order)
+    (_, first, headers), (_, second, _) = sorted(server.requests, key=lambda r: r[1]["prompts"])
     assert first == {"prompts": ["p1", "p2"], "completions": ["a", "bb"], "answer": ["x", "y"]}
     assert second == {"prompts": ["p3"], "completions": ["ccc"], "answer": ["z"]}
     assert headers["Authorization"] == "Bearer s3cret" and headers["Content-Type"] == "application/json"

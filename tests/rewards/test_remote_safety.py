@@ -175,7 +175,7 @@ def test_retry_after_past_the_deadline_gives_up_at_once(judges):
 
 def test_requests_run_concurrently_within_the_bound_and_keep_their_order(judges):
     def slow(handler, n, body):
-        time.sleep(0.3)
+        time.sleep(0.5)
         return False
 
     judge = judges(slow)
@@ -187,7 +187,7 @@ def test_requests_run_concurrently_within_the_bound_and_keep_their_order(judges)
 
 def test_a_failure_cancels_the_requests_not_yet_sent(judges):
     def reject(handler, n, body):
-        time.sleep(0.1)
+        time.sleep(0.3)
         send(handler, 400, b"no")
         return True
 
@@ -195,7 +195,7 @@ def test_a_failure_cancels_the_requests_not_yet_sent(judges):
     reward = RemoteReward(judge.url(), batch_size=1, max_concurrency=2)
     with pytest.raises(PluginError, match=r"answered HTTP 400: no"):
         checked_scores(reward, ["p"] * 10, ["c"] * 10, name="judge")
-    assert len(judge.requests) <= 4
+    assert len(judge.requests) <= 4  # the 2 first, and at most 2 the free workers took before the cancel
 
 
 def test_transport_error_is_raised_once_not_per_sample(judges):
