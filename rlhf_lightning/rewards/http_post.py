@@ -108,6 +108,8 @@ def _attempt(url: str, body: bytes, headers: dict[str, str], seconds: float, max
         if watchdog.expired.is_set():  # the read was cut short: what came is not the answer
             raise TimeoutError
         return data
+    except ssl.SSLCertVerificationError as exc:  # permanent: retrying will not change the certificate
+        raise HTTPFailure(f"has a certificate that failed verification ({exc.verify_message})") from exc
     except (OSError, http.client.HTTPException) as exc:
         if watchdog.expired.is_set() or isinstance(exc, TimeoutError):
             raise HTTPFailure(f"gave no complete answer within {seconds:.3g} s", retry=True) from exc

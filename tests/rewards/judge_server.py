@@ -9,6 +9,7 @@ requests it had in flight at once.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Optional
@@ -52,17 +53,22 @@ class _Server(ThreadingHTTPServer):
 class Judge:
     """One loopback server (see the module doc)."""
 
-    def __init__(self, behave: Optional[Callable] = None) -> None:
+    def __init__(self, behave: Optional[Callable] = None, tls: Optional[tuple[str, str]] = None) -> None:
         self.behave = behave
+        self.scheme = "https" if tls else "http"
         self.requests: list[tuple[str, dict, dict]] = []
         self.in_flight = self.max_in_flight = 0
         self._lock = threading.Lock()
         self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.judge = self
+        if tls:  # (certificate, key) files
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def url(self, path: str = "/score", host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.httpd.server_address[1]}{path}"
+        return f"{self.scheme}://{host}:{self.httpd.server_address[1]}{path}"
 
     def enter(self, path: str, body: bytes, headers: dict) -> int:
         with self._lock:

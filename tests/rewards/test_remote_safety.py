@@ -222,3 +222,31 @@ def test_proxy_from_the_environment_is_used_except_for_loopback(judges, monkeypa
     assert [path for path, _, _ in proxy.requests] == ["http://judge.invalid/score"]
     assert RemoteReward(direct.url())(PROMPTS, COMPS) == [1.0, 2.0, 3.0]
     assert len(proxy.requests) == 1 and len(direct.requests) == 1
+
+
+def test_https_sends_credentials_checks_the_certificate_and_keeps_the_deadline(judges, tls_files, monkeypatch):
+    monkeypatch.setenv("JUDGE_TOKEN", SECRET)
+
+    def trickle(handler, n, body):
+        if handler.path != "/trickle":
+            return False
+        handler.send_response(200)
+        handler.send_header("Content-Length", "30")
+        handler.end_headers()
+        for _ in range(30):
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+            time.sleep(0.1)
+        return True
+
+    judge = judges(trickle, tls=tls_files)
+    with pytest.raises(PluginError, match=r"has a certificate that failed verification \(self.signed"):
+        RemoteReward(judge.url(), api_key_env="JUDGE_TOKEN", retries=3, backoff=0)(PROMPTS, COMPS)
+    assert judge.requests == []  # not retried, nothing sent: the handshake failed
+    monkeypatch.setenv("SSL_CERT_FILE", tls_files[0])  # trust the test certificate
+    assert RemoteReward(judge.url(), api_key_env="JUDGE_TOKEN")(PROMPTS, COMPS) == [1.0, 2.0, 3.0]
+    assert judge.requests[0][2]["Authorization"] == f"Bearer {SECRET}"
+    start = time.monotonic()
+    with pytest.raises(PluginError, match=r"gave no complete answer within 0.5 s"):
+        RemoteReward(judge.url("/trickle"), timeout=0.5, retries=0)(PROMPTS, COMPS)
+    assert time.monotonic() - start < 1.5
