@@ -12,11 +12,17 @@ from typing import Optional
 
 from torch.utils.data import DataLoader
 
-from rlhf_lightning.errors import ConfigError, DataError
+from rlhf_lightning.errors import ConfigError, DataError, option_errors
 
 
 def load_predict_rows(sources: list, tokenizer) -> list[dict]:
-    """Read every row of ``sources`` (``data.predict``), check its prompt and render it into ``text``."""
+    """Read every row of ``sources`` (``data.predict``), check its prompt and render it into ``text``;
+    what ``datasets`` or the tokenizer refuse is a user error naming ``data.init_args.predict``."""
+    with option_errors("data.init_args.predict"):
+        return _load_predict_rows(sources, tokenizer)
+
+
+def _load_predict_rows(sources: list, tokenizer) -> list[dict]:
     from rlhf_lightning.data.prompts import prompt_messages, render_prompt
     from rlhf_lightning.data.sources import load_rows
 

@@ -16,7 +16,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from rlhf_lightning.data.spec import SourcesArg, as_sources
-from rlhf_lightning.errors import ConfigError, DataError
+from rlhf_lightning.errors import ConfigError, DataError, option_errors
 from rlhf_lightning.datamodules.predict import load_predict_rows, predict_loader
 from rlhf_lightning.datamodules.resumable import ResumableSampler, ResumableTrainData
 from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
@@ -129,9 +129,11 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
         if stage == "fit" and not self.train_sources:
             raise ConfigError("data.train is empty: give a prompt file (rows with 'prompt' or 'messages')")
         if stage == "fit" and self.train_data is None:
-            self.train_data = self.load_prompts(self.train_sources, "train")
+            with option_errors("data.init_args.train"):  # what datasets/the tokenizer refuse: the user's data
+                self.train_data = self.load_prompts(self.train_sources, "train")
         if stage in ("fit", "validate") and self.val_data is None and self.val_sources:
-            self.val_data = self.load_prompts(self.val_sources, "val")
+            with option_errors("data.init_args.val"):
+                self.val_data = self.load_prompts(self.val_sources, "val")
         if stage == "predict" and self.predict_data is None:
             self.predict_data = load_predict_rows(self.predict_sources, self._load_tokenizer())
 

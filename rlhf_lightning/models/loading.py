@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Union
 
 import torch
 
-from rlhf_lightning.errors import ConfigError, ModelError
+from rlhf_lightning.errors import ConfigError, ModelError, option_errors
 from rlhf_lightning.models.lora import apply_lora
 from rlhf_lightning.models.quantization import bnb_config, guard_linear4bit_on_cpu
 from rlhf_lightning.models.spec import ModelSpec
@@ -164,7 +164,8 @@ def _load(auto_cls: Any, spec: ModelSpec, tokenizer: Any, task_type: str,
     if spec.init_config is not None:
         if quantized:
             raise ConfigError("quantization needs pretrained weights (`name_or_path`), not `init_config`")
-        config = _build_config(spec, config_overrides)
+        with option_errors("init_config"):
+            config = _build_config(spec, config_overrides)
         kwargs.pop("dtype")
         model = auto_cls.from_config(config, **kwargs)
         if spec.dtype not in ("auto", "float32"):

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import torch
 
-from rlhf_lightning.errors import ConfigError, ModelError
+from rlhf_lightning.errors import ConfigError, ModelError, option_errors
 from rlhf_lightning.models.spec import LoraSpec
 
 __all__ = ["build_lora_config", "apply_lora", "has_adapter", "disable_adapter", "merged_copy",
@@ -53,15 +53,14 @@ def has_adapter(model: torch.nn.Module) -> bool:
 
 
 def apply_lora(model: torch.nn.Module, spec: LoraSpec, task_type: str) -> Any:
-    """Wrap ``model`` in a ``peft.PeftModel`` with a fresh LoRA adapter; the base is frozen."""
+    """Wrap ``model`` in a ``peft.PeftModel`` with a fresh LoRA adapter; the base is frozen. What peft
+    refuses is an :class:`~rlhf_lightning.errors.OptionError` naming ``lora``."""
     from peft import get_peft_model
 
     if has_adapter(model):
         raise ConfigError("the model already has a LoRA adapter; apply_lora would nest a second one")
-    try:
+    with option_errors("lora"):  # e.g. target_modules that match nothing in this architecture
         return get_peft_model(model, build_lora_config(spec, task_type))
-    except ValueError as exc:  # e.g. target_modules that match nothing in this architecture
-        raise ConfigError(f"cannot apply LoRA ({spec.target_modules!r}): {exc}") from exc
 
 
 @contextlib.contextmanager

@@ -113,15 +113,18 @@ class DPOModule(LightningModule):
         """Load the policy (and, if one is needed, the reference) here so strategies can shard them."""
         if self.model is not None:
             return
+        from rlhf_lightning.errors import option_errors
         from rlhf_lightning.models.loading import load_causal_lm, load_tokenizer
         from rlhf_lightning.models.lora import has_adapter
 
-        self.tokenizer = load_tokenizer(self.policy_spec)
-        self.model = load_causal_lm(self.policy_spec, tokenizer=self.tokenizer)
+        with option_errors("model.init_args.policy"):  # what transformers/peft refuse is the user's option
+            self.tokenizer = load_tokenizer(self.policy_spec)
+            self.model = load_causal_lm(self.policy_spec, tokenizer=self.tokenizer)
         if not self.needs_reference:
             return
         if self.reference_spec is not None:
-            ref = load_causal_lm(self.reference_spec, tokenizer=self.tokenizer)
+            with option_errors("model.init_args.reference"):
+                ref = load_causal_lm(self.reference_spec, tokenizer=self.tokenizer)
         elif has_adapter(self.model) or self.precompute_reference:
             return  # adapter disabled, or the not-yet-updated policy itself during precompute
         else:

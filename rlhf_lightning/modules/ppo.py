@@ -30,7 +30,7 @@ from rlhf_lightning.algorithms.kl import AdaptiveKLController, FixedKLController
 from rlhf_lightning.algorithms.lagrangian import LagrangeMultiplier
 from rlhf_lightning.algorithms.masked import masked_count, masked_mean, masked_sum, masked_var, pooled_statistics, whiten
 from rlhf_lightning.algorithms.shaping import clip_scores, missing_eos_penalty, shape_rewards
-from rlhf_lightning.errors import ConfigError
+from rlhf_lightning.errors import ConfigError, option_errors
 from rlhf_lightning.losses.ppo import entropy_from_logits, policy_loss_terms, value_loss_terms
 from rlhf_lightning.models.spec import ModelSpec
 from rlhf_lightning.modules import ppo_rollout as ro
@@ -38,10 +38,10 @@ from rlhf_lightning.modules.data_parallel import any_across, mean_across, sum_ac
 from rlhf_lightning.modules.ppo_config import (ConstraintRule, CriticSpec, KLSpec, PPOLoopSpec,
                                                RewardShapingSpec)
 from rlhf_lightning.modules.ppo_state import load_stage_state, log_samples, save_stage_state
-from rlhf_lightning.modules.stage import export_stage_model, generate_predictions
+from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model, generate_predictions
 from rlhf_lightning.modules.value_head import (ValueHead, disable_dropout_, freeze_, hidden_size_of,
                                                separate_critic_values)
-from rlhf_lightning.optim.schedules import WarmupCosineLR, default_optimizer
+from rlhf_lightning.optim.schedules import default_optimizer
 from rlhf_lightning.random_state import set_rng_state
 from rlhf_lightning.rewards.base import RewardFunction
 from rlhf_lightning.rollout.generation import GenerationSpec
@@ -142,11 +142,13 @@ class PPOModule(LightningModule):
         from rlhf_lightning.models.loading import load_causal_lm, load_sequence_classifier, load_tokenizer
         from rlhf_lightning.models.lora import has_adapter
 
-        self.tokenizer = load_tokenizer(self.policy_spec)
-        self.model = load_causal_lm(self.policy_spec, tokenizer=self.tokenizer)
+        with option_errors("model.init_args.policy"):  # what transformers/peft refuse is the user's option
+            self.tokenizer = load_tokenizer(self.policy_spec)
+            self.model = load_causal_lm(self.policy_spec, tokenizer=self.tokenizer)
         disable_dropout_(self.model)  # old, new and reference log-probs must be one distribution
         if self.reference_spec is not None:
-            self.ref_model = freeze_(load_causal_lm(self.reference_spec, tokenizer=self.tokenizer))
+            with option_errors("model.init_args.reference"):
+                self.ref_model = freeze_(load_causal_lm(self.reference_spec, tokenizer=self.tokenizer))
         elif not has_adapter(self.model):  # a copy of the initial policy (also right for init_config)
             self.ref_model = freeze_(copy.deepcopy(self.model))
         if self.ref_model is not None:
@@ -156,8 +158,9 @@ class PPOModule(LightningModule):
             if self.critic_spec.model is None:
                 self.value_head = ValueHead(hidden_size_of(self.model))
             else:
-                self.critic_model = load_sequence_classifier(self.critic_spec.model, num_labels=1,
-                                                             tokenizer=self.tokenizer)
+                with option_errors("model.init_args.critic.model"):
+                    self.critic_model = load_sequence_classifier(self.critic_spec.model, num_labels=1,
+                                                                 tokenizer=self.tokenizer)
                 disable_dropout_(self.critic_model)
 
     @property
@@ -346,14 +349,8 @@ class PPOModule(LightningModule):
         groups: Any = policy + critic
         if critic and self.critic_spec.lr is not None:
             groups = [{"params": policy}, {"params": critic, "lr": self.critic_spec.lr}]
-        optimizer = self.optimizer_fn(groups)
-        if self.scheduler_fn is None:
-            return optimizer
-        scheduler = self.scheduler_fn(optimizer)
-        if isinstance(scheduler, WarmupCosineLR) and scheduler.total_steps is None:
-            per_rollout = self.ppo.epochs * self.ppo.num_minibatches
-            scheduler.total_steps = int(self.trainer.estimated_stepping_batches) * per_rollout
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_stage_optimizers(self, self.optimizer_fn, self.scheduler_fn, params=groups,
+                                          steps_per_batch=self.ppo.epochs * self.ppo.num_minibatches)
 
     # -- validation ------------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

@@ -87,10 +87,12 @@ class RewardModelModule(LightningModule):
         """Load tokenizer and classifier here (not in ``__init__``) so strategies can shard them."""
         if self.model is not None:
             return
+        from rlhf_lightning.errors import option_errors
         from rlhf_lightning.models.loading import load_sequence_classifier, load_tokenizer
 
-        self.tokenizer = load_tokenizer(self.backbone_spec)
-        self.model = load_sequence_classifier(self.backbone_spec, num_labels=1, tokenizer=self.tokenizer)
+        with option_errors("model.init_args.backbone"):  # what transformers/peft refuse is the user's option
+            self.tokenizer = load_tokenizer(self.backbone_spec)
+            self.model = load_sequence_classifier(self.backbone_spec, num_labels=1, tokenizer=self.tokenizer)
         if self.freeze_backbone:
             head = [p for n, p in self.model.named_parameters() if _is_head(n)]
             if not head:

@@ -62,10 +62,12 @@ class SFTModule(LightningModule):
         """Load tokenizer and model here (not in ``__init__``) so strategies can shard them."""
         if self.model is not None:
             return
+        from rlhf_lightning.errors import option_errors
         from rlhf_lightning.models.loading import load_causal_lm, load_tokenizer
 
-        self.tokenizer = load_tokenizer(self.policy_spec)
-        self.model = load_causal_lm(self.policy_spec, tokenizer=self.tokenizer)
+        with option_errors("model.init_args.policy"):  # what transformers/peft refuse is the user's option
+            self.tokenizer = load_tokenizer(self.policy_spec)
+            self.model = load_causal_lm(self.policy_spec, tokenizer=self.tokenizer)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         attention_mask, position_ids = batch.get("attention_mask"), batch.get("position_ids")

@@ -16,19 +16,28 @@ from rlhf_lightning.rollout.generation import GenerationSpec, generate
 torch.serialization.add_safe_globals([ModelSpec, LoraSpec, QuantizationSpec, GenerationSpec])
 
 
-def configure_stage_optimizers(module, optimizer_fn: Callable, scheduler_fn: Optional[Callable]):
+def configure_stage_optimizers(module, optimizer_fn: Callable, scheduler_fn: Optional[Callable], *,
+                               params: Any = None, steps_per_batch: int = 1):
     """Build the injected optimizer over trainable parameters and, if given, a per-step scheduler.
 
     Frozen parameters (a LoRA base, a reference model) are left out so the optimizer holds no state
-    for them. A :class:`WarmupCosineLR` without ``total_steps`` gets the trainer's estimate.
+    for them; ``params`` (e.g. parameter groups) replaces that default. A :class:`WarmupCosineLR`
+    without ``total_steps`` gets the trainer's estimate × ``steps_per_batch`` (optimizer steps per
+    training batch: PPO's epochs × minibatches). What torch refuses (a negative learning rate) is a
+    user error naming ``model.init_args.optimizer`` / ``model.init_args.scheduler``.
     """
-    params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = optimizer_fn(params)
+    from rlhf_lightning.errors import option_errors
+
+    if params is None:
+        params = [p for p in module.parameters() if p.requires_grad]
+    with option_errors("model.init_args.optimizer"):
+        optimizer = optimizer_fn(params)
     if scheduler_fn is None:
         return optimizer
-    scheduler = scheduler_fn(optimizer)
+    with option_errors("model.init_args.scheduler"):
+        scheduler = scheduler_fn(optimizer)
     if isinstance(scheduler, WarmupCosineLR) and scheduler.total_steps is None:
-        scheduler.total_steps = int(module.trainer.estimated_stepping_batches)
+        scheduler.total_steps = int(module.trainer.estimated_stepping_batches) * steps_per_batch
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 

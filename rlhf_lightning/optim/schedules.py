@@ -8,7 +8,7 @@ is only known once the trainer has seen the data, so :class:`WarmupCosineLR` tak
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
@@ -27,7 +27,7 @@ class WarmupCosineLR(LambdaLR):
         warmup_ratio: float = 0.0,
         total_steps: Optional[int] = None,
         min_lr_ratio: float = 0.0,
-        decay: str = "cosine",
+        decay: Literal["cosine", "linear", "constant"] = "cosine",
     ) -> None:
         if decay not in ("cosine", "linear", "constant"):
             raise ValueError(f"decay must be 'cosine', 'linear' or 'constant', got {decay!r}")

@@ -49,7 +49,7 @@ def test_apply_lora_freezes_base_and_refuses_nesting(tiny_llama_dir):
     assert trainable and all("lora_" in n and "q_proj" in n for n in trainable)
     with pytest.raises(ConfigError, match="already"):
         apply_lora(peft_model, LoraSpec(), "CAUSAL_LM")
-    with pytest.raises(ConfigError, match="LoRA"):
+    with pytest.raises(ConfigError, match=r"^lora: Target modules \{'no_such_module'\} not found"):
         apply_lora(load_causal_lm(ModelSpec(name_or_path=str(tiny_llama_dir))),
                    LoraSpec(target_modules=["no_such_module"]), "CAUSAL_LM")
 
