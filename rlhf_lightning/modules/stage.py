@@ -56,6 +56,26 @@ def generate_predictions(model, tokenizer, batch: dict[str, Any], spec: Generati
     return [{**rows[i // n], "completion": text} for i, text in enumerate(texts)]
 
 
+def _merge_advice(module, dirpath: str | Path) -> str:
+    """Why a sharded model's LoRA is not merged at the end of ``fit``, and the command that merges it
+    from the run's checkpoint (no collectives: may run on one rank only)."""
+    import os
+
+    trainer = getattr(module, "_trainer", None)
+    config, ckpt = "<the run's config.yaml>", "<the run's last checkpoint>"
+    if trainer is not None:
+        logger = trainer.loggers[0] if trainer.loggers else None
+        log_dir = getattr(logger, "log_dir", None) or trainer.default_root_dir
+        if os.path.isfile(os.path.join(log_dir, "config.yaml")):
+            config = os.path.join(log_dir, "config.yaml")
+        callback = trainer.checkpoint_callback
+        ckpt = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "") or ckpt
+    return ("export.merge_lora is not supported for a model sharded with FSDP (the merge needs the whole model "
+            "in one process). Export the adapter instead (export.merge_lora: false), or merge it from the "
+            f"run's checkpoint: rlhf-lightning export --config {config} --ckpt_path {ckpt} "
+            f"--output {dirpath} --merge_lora")
+
+
 def export_stage_model(module, dirpath: str | Path, *, merge_lora: bool = False, model=None,
                        base_spec: Optional[ModelSpec] = None) -> Optional[str]:
     """Export ``module.model`` (or ``model``) and ``module.tokenizer`` as a Hugging Face folder
@@ -73,8 +93,7 @@ def export_stage_model(module, dirpath: str | Path, *, merge_lora: bool = False,
     state_dict = None
     if is_sharded(model):
         if merge_lora and has_adapter(model):
-            raise ExportError("export.merge_lora is not supported for a model sharded with FSDP: export the "
-                              "adapter (merge_lora: false), or merge from the checkpoint with `rlhf-lightning export`")
+            raise ExportError(_merge_advice(module, dirpath))
         state_dict = full_state_dict(model)  # a collective: every rank takes part
         if module.trainer.global_rank != 0:
             return None
