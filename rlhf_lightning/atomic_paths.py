@@ -164,15 +164,16 @@ def is_disk_full(exc: BaseException) -> bool:
     todo: list[Optional[BaseException]] = [exc]
     while todo:
         e = todo.pop()
-        if e is None or id(e) in seen:
+        if not isinstance(e, BaseException) or id(e) in seen:
             continue
         seen.add(id(e))
         if isinstance(e, OSError) and e.errno in _DISK_FULL:
             return True
         if any(os.strerror(code) in str(e) for code in _DISK_FULL):
             return True
-        failures = getattr(e, "failures", None)  # torch.distributed.checkpoint's CheckpointException
-        todo += [e.__cause__, e.__context__, *(failures.values() if isinstance(failures, dict) else [])]
+        failures = getattr(e, "failures", None)  # torch.distributed.checkpoint's CheckpointException:
+        failed = failures.values() if isinstance(failures, dict) else []  # rank -> (exception, traceback)
+        todo += [e.__cause__, e.__context__, *(f[0] if isinstance(f, tuple) else f for f in failed)]
     return False
 
 

@@ -186,10 +186,11 @@ def test_is_disk_full_sees_through_wrapping_errors():
         except OSError:
             raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
 
-    class Gathered(Exception):  # torch.distributed.checkpoint's CheckpointException
-        failures = {1: OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))}
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    gathered = CheckpointException("rank 1 failed", {1: (raised(torch_like), None), 0: (ValueError("x"), None)})
 
     assert is_disk_full(raised(torch_like))
     assert is_disk_full(Exception("Error while serializing: I/O error: No space left on device (os error 28)"))
-    assert is_disk_full(Gathered("rank 1 failed"))
+    assert is_disk_full(gathered)
     assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))

@@ -60,6 +60,7 @@ def _merge_advice(module, dirpath: str | Path) -> str:
     """Why a sharded model's LoRA is not merged at the end of ``fit``, and the command that merges it
     from the run's checkpoint (no collectives: may run on one rank only)."""
     import os
+    import shlex
 
     trainer = getattr(module, "_trainer", None)
     config, ckpt = "<the run's config.yaml>", "<the run's last checkpoint>"
@@ -67,13 +68,14 @@ def _merge_advice(module, dirpath: str | Path) -> str:
         logger = trainer.loggers[0] if trainer.loggers else None
         log_dir = getattr(logger, "log_dir", None) or trainer.default_root_dir
         if os.path.isfile(os.path.join(log_dir, "config.yaml")):
-            config = os.path.join(log_dir, "config.yaml")
+            config = shlex.quote(os.path.join(log_dir, "config.yaml"))
         callback = trainer.checkpoint_callback
-        ckpt = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "") or ckpt
+        found = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
+        ckpt = shlex.quote(found) if found else ckpt
     return ("export.merge_lora is not supported for a model sharded with FSDP (the merge needs the whole model "
             "in one process). Export the adapter instead (export.merge_lora: false), or merge it from the "
             f"run's checkpoint: rlhf-lightning export --config {config} --ckpt_path {ckpt} "
-            f"--output {dirpath} --merge_lora")
+            f"--output {shlex.quote(str(dirpath))} --merge_lora")
 
 
 def export_stage_model(module, dirpath: str | Path, *, merge_lora: bool = False, model=None,

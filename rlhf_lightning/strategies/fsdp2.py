@@ -10,6 +10,7 @@ the whole world one data-parallel group unless told otherwise. It runs on CPU (g
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -18,9 +19,11 @@ from lightning.fabric.strategies.fsdp import _METADATA_FILENAME
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.strategies import ModelParallelStrategy
 from lightning.pytorch.utilities import rank_zero_info
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.constants import default_pg_timeout
 
-from rlhf_lightning.atomic_paths import fsync_dir, fsync_file, remove_leftovers, replace_directory, staging_path
+from rlhf_lightning.atomic_paths import (disk_full_error, fsync_dir, fsync_file, is_disk_full, remove_leftovers,
+                                         replace_directory, staging_path)
 from rlhf_lightning.errors import ConfigError
 
 
@@ -39,7 +42,8 @@ class FSDP2Strategy(ModelParallelStrategy):
 
     A sharded checkpoint folder is written aside (``.<name>.tmp-<pid>-<random>``) and swapped into
     place when every shard and the metadata are on disk (:mod:`rlhf_lightning.atomic_paths`), so a
-    kill while saving ``last.ckpt`` leaves the previous ``last.ckpt`` complete and loadable.
+    kill while saving ``last.ckpt`` leaves the previous ``last.ckpt`` complete and loadable. A rank that
+    fails to write (a full disk) stops every rank with the same error and the staging folder removed.
     """
 
     def __init__(
@@ -90,10 +94,30 @@ class FSDP2Strategy(ModelParallelStrategy):
             remove_leftovers(target)  # shards of a save that was killed
             staging = staging_path(target)
         staging = self.broadcast(staging)
-        super().save_checkpoint(checkpoint, staging)  # every rank writes its shard; rank 0 the metadata
-        self.barrier("sharded checkpoint written")
+        failure = None
+        try:
+            super().save_checkpoint(checkpoint, staging)  # every rank writes its shard; rank 0 the metadata
+            if self.is_global_zero:
+                fsync_file(staging / _METADATA_FILENAME)  # DCP fsyncs its shards, Lightning not its metadata
+                fsync_dir(staging)
+        except (Exception, CheckpointException) as exc:  # CheckpointException is a BaseException
+            failure = exc
+        self._stop_if_any_failed(failure, target, staging)  # also: every shard is written
         if self.is_global_zero:
-            fsync_file(staging / _METADATA_FILENAME)  # DCP fsyncs its shards, Lightning not its metadata
-            fsync_dir(staging)
             replace_directory(staging, target)
         self.barrier("sharded checkpoint in place")
+
+    def _stop_if_any_failed(self, failure: Optional[BaseException], target: Path, staging: Path) -> None:
+        """Every rank learns whether any failed to write its part (none waits at a barrier for a rank
+        that stopped), and all stop: the staging folder is removed, the previous checkpoint stays; a
+        full disk on any rank is a DiskFullError."""
+        if not self.reduce_boolean_decision(failure is not None, all=False):
+            return
+        disk_full = self.reduce_boolean_decision(failure is not None and is_disk_full(failure), all=False)
+        if self.is_global_zero:
+            shutil.rmtree(staging, ignore_errors=True)
+        if disk_full:
+            raise disk_full_error("checkpoint", target, "folder") from failure
+        if failure is not None:
+            raise failure
+        raise RuntimeError(f"another process failed to write its part of the checkpoint {target}")

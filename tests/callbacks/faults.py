@@ -1,5 +1,5 @@
 """Fault injection for tests, named by ``class_path`` in run configs: a SIGKILL after a checkpoint or
-in the middle of writing one, and a non-finite forward pass at a chosen step.
+in the middle of writing one, a full disk, and a non-finite forward pass at a chosen step.
 
 The console script cannot import ``tests`` from its own folder: run it with ``PYTHONPATH`` = repo root.
 """
@@ -79,6 +79,26 @@ class KillDuringSave(Callback):
         if trainer.global_step == self.step:
             target = os.path.join(trainer.checkpoint_callback.dirpath, "last.ckpt")
             checkpoint["zz_kill"] = _KillWhenPickledBeside(target, self.group)
+
+
+class _Patch:
+    """``monkeypatch``'s setattr, for good (the process ends with the test)."""
+
+    setattr = staticmethod(setattr)
+
+
+class DiskFullFromStep(Callback):
+    """From the checkpoint of optimizer step ``step`` on, every write through ``open()`` under the
+    checkpoint folder fails with ENOSPC (:func:`tests.disk_full.fill_disk`)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if trainer.global_step == self.step:
+            from tests.disk_full import fill_disk
+
+            fill_disk(_Patch(), Path(trainer.checkpoint_callback.dirpath))
 
 
 class NaNAtStep(Callback):
