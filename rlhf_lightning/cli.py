@@ -3,7 +3,9 @@
 ``rlhf-lightning fit|validate|test|predict --config run.yaml`` runs a stage (model and data chosen by
 ``class_path``). ``plugins``, ``score``, ``export``, ``evaluate``, ``sample`` and ``pipeline`` are commands of
 their own. User errors print one message and exit with status 2; ``--traceback`` or
-``RLHF_LIGHTNING_TRACEBACK=1`` shows the Python traceback as well.
+``RLHF_LIGHTNING_TRACEBACK=1`` shows the Python traceback as well. SIGTERM or Ctrl-C during ``fit``
+saves a checkpoint at the end of the optimizer step and exits with 143 or 130 (128 + the signal;
+:mod:`rlhf_lightning.callbacks.interrupt`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def build_cli_class():
     from lightning.pytorch.cli import LightningCLI
 
     from rlhf_lightning.callbacks.export import HFExport
+    from rlhf_lightning.callbacks.interrupt import GracefulInterrupt
     from rlhf_lightning.callbacks.nonfinite import NonFiniteGuard
     from rlhf_lightning.callbacks.predictions import JSONLPredictionWriter
     from rlhf_lightning.callbacks.random_state import RandomStateCheckpoint
@@ -53,8 +56,9 @@ def build_cli_class():
 
     class RLHFCLI(LightningCLI):
         """LightningCLI with the project's links, export, prediction and non-finite-step options,
-        ``trainer.precision: auto`` (:class:`RLHFTrainer`), random states in checkpoints, and atomic
-        checkpoint files unless the run configures its own ``CheckpointIO``."""
+        ``trainer.precision: auto`` (:class:`RLHFTrainer`), random states in checkpoints, atomic
+        checkpoint files unless the run configures its own ``CheckpointIO``, and a checkpoint on
+        SIGTERM / Ctrl-C (:class:`GracefulInterrupt`)."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("trainer_class", RLHFTrainer)
@@ -77,6 +81,7 @@ def build_cli_class():
             use_atomic_checkpoints(trainer)
             trainer.callbacks.append(NoResaveOnResume())
             trainer.callbacks.append(RandomStateCheckpoint())
+            trainer.callbacks.append(GracefulInterrupt())  # SIGTERM/Ctrl-C: checkpoint, exit 143/130
             return trainer
 
     return RLHFCLI

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import typing
 from typing import Any, Literal, Optional, Union
 
@@ -21,6 +22,9 @@ class RLHFTrainer(Trainer):
 
     The run's saved ``config.yaml`` keeps ``auto``, so the same config picks again on whatever
     machine runs it next, a resumed run (``--ckpt_path``) included.
+
+    ``ckpt_path="last"`` with no last checkpoint to find is a :class:`~rlhf_lightning.errors.ConfigError`
+    (Lightning only warns and trains from scratch, overwriting the run's checkpoints).
     """
 
     def __init__(self, *, precision: PrecisionArg = None, **kwargs: Any) -> None:
@@ -29,3 +33,42 @@ class RLHFTrainer(Trainer):
             rank_zero_info(f"precision auto -> {choice.precision}: {choice.reason}")
             precision = choice.precision
         super().__init__(precision=precision, **kwargs)
+
+    def fit(self, *args: Any, **kwargs: Any) -> None:
+        self._require_last_checkpoint(kwargs.get("ckpt_path"), "fit")
+        return super().fit(*args, **kwargs)
+
+    def validate(self, *args: Any, **kwargs: Any):
+        self._require_last_checkpoint(kwargs.get("ckpt_path"), "validate")
+        return super().validate(*args, **kwargs)
+
+    def test(self, *args: Any, **kwargs: Any):
+        self._require_last_checkpoint(kwargs.get("ckpt_path"), "test")
+        return super().test(*args, **kwargs)
+
+    def predict(self, *args: Any, **kwargs: Any):
+        self._require_last_checkpoint(kwargs.get("ckpt_path"), "predict")
+        return super().predict(*args, **kwargs)
+
+    def _require_last_checkpoint(self, ckpt_path: Any, command: str) -> None:
+        """Where Lightning looks for ``ckpt_path="last"`` (each ModelCheckpoint's folder, an
+        OnExceptionCheckpoint's file), checked before the run starts."""
+        if ckpt_path != "last":
+            return
+        from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+
+        from rlhf_lightning.errors import ConfigError
+
+        found, places = [], []
+        for callback in self.callbacks:
+            if isinstance(callback, OnExceptionCheckpoint):
+                found += [callback.ckpt_path] if os.path.exists(callback.ckpt_path) else []
+                places.append(callback.ckpt_path)
+            elif isinstance(callback, ModelCheckpoint):
+                found += list(callback._find_last_checkpoints(self))
+                places.append(callback.dirpath or "the logger's new version folder (a ModelCheckpoint without "
+                                                   "dirpath saves into a new folder every run)")
+        if not found:
+            where = "; ".join(places) or "nowhere: the run has no ModelCheckpoint"
+            raise ConfigError(f"{command} --ckpt_path last: there is no last checkpoint to continue from (looked in "
+                              f"{where}). Leave --ckpt_path out to start from scratch, or give a checkpoint file")

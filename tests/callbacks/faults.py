@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,23 @@ class KillDuringExport(Callback):
 
     def on_fit_end(self, trainer, pl_module) -> None:  # runs before the CLI's export callback
         pl_module.tokenizer.save_pretrained = lambda *args, **kwargs: _kill_self()
+
+
+class PauseAtStep(Callback):
+    """Once, when the batch after optimizer step ``step`` starts, create the file ``ready`` and wait
+    (at most ``timeout`` seconds) until the file ``go`` exists: a test sends the process a signal
+    from outside meanwhile, so the signal arrives at a known point (the first micro-batch of step
+    ``step + 1``), whatever the machine's speed."""
+
+    def __init__(self, step: int, ready: str, go: str, timeout: float = 120.0) -> None:
+        self.step, self.ready, self.go, self.timeout = step, ready, go, timeout
+        self.done = False
+
+    def on_train_batch_start(self, trainer, pl_module, batch: Any, batch_idx: int) -> None:
+        if self.done or trainer.global_step != self.step:
+            return
+        self.done = True
+        Path(self.ready).touch()
+        deadline = time.monotonic() + self.timeout
+        while not os.path.exists(self.go) and time.monotonic() < deadline:
+            time.sleep(0.02)
