@@ -134,8 +134,12 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 2
         return 0 if exit_.code is None else int(exit_.code)
     except _user_error_types() as err:
-        if show_traceback:
-            raise
+        if show_traceback:  # the traceback as well; the status stays 2
+            import traceback
+
+            traceback.print_exc()
+            print(f"rlhf-lightning: error: {err}", file=sys.stderr)
+            return 2
         print(f"rlhf-lightning: error: {err}", file=sys.stderr)
         print(f"(set {TRACEBACK_ENV}=1 or pass --traceback for the Python traceback)", file=sys.stderr)
         return 2

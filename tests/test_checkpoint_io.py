@@ -16,6 +16,7 @@ from rlhf_lightning.checkpoint_io import (AtomicCheckpointIO, NoResaveOnResume, 
 from rlhf_lightning.errors import DiskFullError
 from tests.cli.conftest import sft_config, sft_files  # noqa: F401 - fixture
 from tests.disk_full import make_disk_full
+from tests.test_atomic_paths import _dead_pid
 
 
 class Boom:
@@ -41,10 +42,11 @@ def test_a_failed_save_keeps_the_previous_file_and_cleans_up(tmp_path):
 
 
 def test_a_killed_writer_s_temporary_file_is_removed_by_the_next_save(tmp_path):
-    (tmp_path / ".last.ckpt.tmp-99999").write_bytes(b"PK\x03partial")
-    (tmp_path / ".other.ckpt.tmp-99999").write_bytes(b"another checkpoint's")
+    dead = _dead_pid()  # a process this test started and reaped (a fixed number may be running)
+    (tmp_path / f".last.ckpt.tmp-{dead}-x").write_bytes(b"PK\x03partial")
+    (tmp_path / f".other.ckpt.tmp-{dead}-x").write_bytes(b"another checkpoint's")
     atomic_torch_save({"step": 3}, str(tmp_path / "last.ckpt"))
-    assert sorted(os.listdir(tmp_path)) == [".other.ckpt.tmp-99999", "last.ckpt"]
+    assert sorted(os.listdir(tmp_path)) == [f".other.ckpt.tmp-{dead}-x", "last.ckpt"]
 
 
 @pytest.mark.parametrize("how", ["write", "fsync"])

@@ -139,4 +139,4 @@ def test_console_script_exit_code_and_no_traceback(tmp_path, tiny_llama_dir, sft
     assert "nope.csv" in res.stderr and "Traceback" not in res.stderr
     res = subprocess.run([str(exe), "fit", "--config", str(cfg), "--traceback"], capture_output=True, text=True,
                          timeout=300)
-    assert res.returncode != 0 and "Traceback" in res.stderr
+    assert res.returncode == 2 and "Traceback" in res.stderr and "nope.csv" in res.stderr

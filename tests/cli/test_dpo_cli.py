@@ -114,7 +114,7 @@ def test_precomputed_reference_with_lora(tmp_path, tiny_llama_dir, pref_files):
 
 def test_unknown_loss_lists_the_available_ones(tmp_path, tiny_llama_dir, pref_files, capsys):
     cfg = dpo_config(tmp_path, tiny_llama_dir, pref_files, loss={"class_path": "no_such_loss"})
-    assert main(["fit", "--config", str(cfg)]) != 0
+    assert main(["fit", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "sigmoid" in err and "dpop" in err
 

@@ -163,4 +163,4 @@ def test_pairwise_loss_on_scored_data_says_which_loss_fits(tmp_path, clf_dir, rm
 def test_unknown_loss_name_lists_the_reward_losses(tmp_path, clf_dir, rm_files, capsys):
     code = main(["fit", "--config", str(rm_config(tmp_path, clf_dir, rm_files, loss="nope"))])
     err = capsys.readouterr().err
-    assert code != 0 and "kwise" in err and "plackett_luce" in err
+    assert code == 2 and "kwise" in err and "plackett_luce" in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 
+import bitsandbytes as bnb  # a dependency of the package: imported, not importorskip'd (missing = failure)
 import pytest
 import torch
 from transformers import AutoTokenizer
@@ -19,7 +20,6 @@ from rlhf_lightning.models.quantization import guard_linear4bit_on_cpu, is_quant
 from rlhf_lightning.models.spec import LoraSpec, ModelSpec, QuantizationSpec
 from tests import tiny
 
-bnb = pytest.importorskip("bitsandbytes")
 
 N_LINEAR = 2 * 7  # two Llama layers x (q, k, v, o, gate, up, down)
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-trl = pytest.importorskip("trl", reason="TRL is a dev dependency for parity tests: pip install 'trl==1.16.*' --no-deps")
+from tests.parity.trl_import import import_trl
+
+trl = import_trl()  # a skip where TRL is not installed, a failure when CI is set
 
 from torch.utils.data import DataLoader, SequentialSampler  # noqa: E402
 
