@@ -203,7 +203,7 @@ def test_bad_input_exits_2_with_one_message_and_keeps_the_previous_report(setup,
              "\\(no .rlhf-lightning-report file\\); it holds notes.md"),
     ("policies", "cannot write the report to .*policies: it is or contains .*sft, which the report would delete"),
     (".", "cannot write the report to \\.: it is the current folder"),
-])
+], ids=["user-files", "holds-a-policy", "current-folder"])
 def test_an_output_folder_it_did_not_write_is_refused_before_anything_loads(setup, tmp_path, capsys, monkeypatch,
                                                                             output, match):
     import shutil
