@@ -12,8 +12,13 @@ Every supported layout is normalised to one record, a *comparison*::
 | ``ranking`` | ``prompt``, ``responses`` (K ≥ 2), ``ranking`` (indices best → worst) or ``scores`` (higher is better) | K-wise, InstructGPT |
 | ``scored`` | ``prompt``, ``response``, ``score`` | pointwise, K = 1 |
 | ``binary`` | ``prompt``, ``response``, ``label`` (true/false, 1/0: good/bad) | pointwise, K = 1, score 1.0 / 0.0 |
+| ``ultrafeedback`` | ``instruction``, ``completions`` (``openbmb/UltraFeedback``: ``response`` + ``overall_score``) | K-wise ranking with scores |
 
-An optional ``margin`` column (pairwise) is carried along (TRL's reward-margin convention).
+An optional ``margin`` column (pairwise) is carried along (TRL's reward-margin convention), and so are
+per-pair scores (``score_chosen``/``score_rejected``, or argilla's ``chosen-rating``/``rejected-rating``).
+``pairwise`` rows whose ``chosen``/``rejected`` are whole conversations repeating the prompt
+(UltraFeedback binarized) have the shared turns moved into the prompt. See
+:mod:`~rlhf_lightning.data.public_formats`.
 Row numbers in errors are 0-based dataset indices ("row index 3").
 """
 
@@ -23,9 +28,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rlhf_lightning.data import public_formats as public
 from rlhf_lightning.errors import ConfigError, DataError
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "ultrafeedback": ("instruction", "completions"),
     "ranking": ("prompt", "responses"),
     "pairwise": ("prompt", "chosen", "rejected"),
     "implicit_pairwise": ("chosen", "rejected"),
@@ -37,7 +44,7 @@ ASSISTANT_MARKERS = ("\n\nAssistant:", "\nAssistant:", "Assistant:")
 
 
 def detect_comparison_format(columns: Sequence[str], *, source: str) -> str:
-    """The first format whose required columns are present (order: ranking, pairwise, implicit, scored, binary)."""
+    """The first format whose required columns are present (in :data:`COMPARISON_FORMATS` order)."""
     present = set(columns)
     for fmt, required in REQUIRED_COLUMNS.items():
         if present.issuperset(required):
@@ -146,15 +153,26 @@ def _split_implicit_messages(chosen: list[dict], rejected: list[dict], where: st
     return chosen[:n], chosen[n:], rejected[n:]
 
 
-def to_comparison(row: Mapping, fmt: str, *, source: str, index: int) -> dict[str, Any]:
-    """Validate one row and normalise it; every problem raises ``DataError`` naming the row."""
+def to_comparison(row: Mapping, fmt: str, *, source: str, index: int) -> dict[str, Any] | None:
+    """Validate one row and normalise it; every problem raises ``DataError`` naming the row.
+
+    ``None`` for an ``ultrafeedback`` row with fewer than two distinct scores (nothing to compare).
+    """
     where = _where(source, index)
     margin = None
     if row.get("margin") is not None:
         margin = _number(row["margin"], "field 'margin'", where)
+    if fmt == "ultrafeedback":
+        ranked = public.ultrafeedback_ranking(row, source=source, index=index)
+        return None if ranked is None else {**ranked, "margin": None}
+    scores = public.pair_scores(row, where)
     if fmt == "pairwise":
-        prompt, chosen, rejected = _prompt(row, where), _response(row, "chosen", where), _response(row, "rejected", where)
-        responses = [chosen, rejected]
+        prompt = _prompt(row, where)
+        stripped = public.strip_repeated_prompt(prompt, row.get("chosen"), row.get("rejected"), where)
+        if stripped:
+            prompt = _messages(stripped[0], "prompt", where)
+            row = {"chosen": stripped[1], "rejected": stripped[2]}
+        responses = [_response(row, "chosen", where), _response(row, "rejected", where)]
     elif fmt == "implicit_pairwise":
         chosen, rejected = _response(row, "chosen", where), _response(row, "rejected", where)
         if isinstance(chosen, list) != isinstance(rejected, list):
@@ -186,7 +204,7 @@ def to_comparison(row: Mapping, fmt: str, *, source: str, index: int) -> dict[st
     else:
         raise ConfigError(f"unknown comparison format {fmt!r}; known: {', '.join(COMPARISON_FORMATS)}")
     _check_distinct(responses, where)
-    return {"prompt": prompt, "responses": responses, "scores": None, "margin": margin}
+    return {"prompt": prompt, "responses": responses, "scores": scores, "margin": margin}
 
 
 def _check_distinct(responses: list, where: str) -> None:

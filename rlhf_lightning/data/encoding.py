@@ -87,9 +87,9 @@ def render(
     if fmt == "text":
         text = row["text"]
         return text, [(0, len(text))]
-    if fmt == "messages":
+    if fmt in ("messages", "sharegpt"):
         raise ConfigError(
-            "tokenizer has no chat template; the messages format needs one (set tokenizer.chat_template "
+            f"tokenizer has no chat template; the {fmt} format needs one (set tokenizer.chat_template "
             "or use a prompt/completion format)"
         )
     prompt, completion = prompt_and_completion(row, fmt)

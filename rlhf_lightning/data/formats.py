@@ -6,7 +6,15 @@
 | ``prompt_completion`` | ``prompt``, ``completion`` (TRL's naming) | |
 | ``prompt_response`` | ``prompt``, ``response`` (the seed projects' CSV) | |
 | ``alpaca`` | ``instruction``, ``output`` | ``input`` |
+| ``dolly`` | ``instruction``, ``response`` (Dolly 15k) | ``context`` |
+| ``sharegpt`` | ``conversations``: a list of ``{"from", "value"}`` (see :mod:`.public_formats`) | ``system`` |
 | ``text`` | ``text`` (plain language modelling, every token trained) | |
+
+Detection: the formats whose required columns are all present; where one's columns contain another's
+the larger wins, where two match side by side (``prompt``,
+``completion`` and ``response``; ``messages`` and ``text``) it is an error listing both, and a ``text``
+column is never picked beside another format's columns or OpenAssistant's message columns. A declared
+``format:`` on the source chooses.
 
 Row numbers in error messages are the 0-based index of the row in the loaded dataset ("row index 3"
 is the fourth record; for a CSV file that is line 5, counting the header).
@@ -17,15 +25,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rlhf_lightning.data import public_formats as public
 from rlhf_lightning.errors import ConfigError, DataError
 
-# Detection order: the most specific column sets first, ``text`` last (many datasets carry a ``text``
-# column beside their real fields).
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "messages": ("messages",),
+    "sharegpt": ("conversations",),
     "prompt_completion": ("prompt", "completion"),
     "prompt_response": ("prompt", "response"),
     "alpaca": ("instruction", "output"),
+    "dolly": ("instruction", "response"),
     "text": ("text",),
 }
 FORMATS: tuple[str, ...] = tuple(REQUIRED_COLUMNS)
@@ -36,7 +45,12 @@ _PAIR_FIELDS: dict[str, tuple[str, str]] = {
     "prompt_completion": ("prompt", "completion"),
     "prompt_response": ("prompt", "response"),
     "alpaca": ("instruction", "output"),
+    "dolly": ("instruction", "response"),
 }
+# Columns that mark another known shape (supervised or comparison): a ``text`` column beside one of
+# them is not plain text.
+_OTHER_SHAPES = frozenset(c for cols in REQUIRED_COLUMNS.values() for c in cols if c != "text") | {
+    "chosen", "rejected", "responses", "completions"}
 
 
 def _needs() -> str:
@@ -49,11 +63,28 @@ def _check_known(fmt: str) -> None:
 
 
 def detect_format(columns: Sequence[str], *, source: str) -> str:
-    """The first format (in :data:`FORMATS` order) whose required columns are all in ``columns``."""
+    """The one format whose required columns are in ``columns`` (see the module docstring for ties)."""
     present = set(columns)
-    for fmt, required in REQUIRED_COLUMNS.items():
-        if present.issuperset(required):
-            return fmt
+    if public.is_oasst(columns):
+        raise DataError(f"{source}: columns [{', '.join(columns)}]: {public.OASST_HINT}")
+    matches = [f for f, req in REQUIRED_COLUMNS.items() if present.issuperset(req)]
+    # Drop a match whose columns are a strict subset of another match's: the larger one is more specific.
+    matches = [f for f in matches if not any(set(REQUIRED_COLUMNS[f]) < set(REQUIRED_COLUMNS[g]) for g in matches)]
+    others = sorted(present & set(_OTHER_SHAPES))
+    if matches == ["text"] and others:
+        raise DataError(
+            f"{source}: columns [{', '.join(columns)}] have a 'text' column beside {', '.join(map(repr, others))}, "
+            f"which belong to other data shapes, so it is not safe to train 'text' alone; declare the format "
+            f"(format: text, or another of {', '.join(FORMATS)}) or drop the extra columns"
+        )
+    if len(matches) > 1:
+        raise DataError(
+            f"{source}: columns [{', '.join(columns)}] match several formats: "
+            + ", ".join(f"{f} (needs {', '.join(REQUIRED_COLUMNS[f])})" for f in matches)
+            + "; declare the one to use with format: on the source, or drop or rename the other columns"
+        )
+    if matches:
+        return matches[0]
     raise DataError(
         f"{source}: cannot detect the data format from columns [{', '.join(columns) or 'none'}]; "
         f"each format needs these columns ({_needs()}); rename columns with a column mapping or "
@@ -117,6 +148,13 @@ def validate_row(row: Mapping, fmt: str, *, source: str, index: int) -> None:
     if fmt == "messages":
         _check_messages(row.get("messages"), source=source, index=index)
         return
+    if fmt == "sharegpt":
+        messages = public.sharegpt_messages(row, source=source, index=index)
+        try:
+            _check_messages(messages, source=source, index=index)
+        except DataError as e:  # same checks, named as the user's column
+            raise DataError(str(e).replace("field 'messages'", "field 'conversations'")) from None
+        return
     for field in REQUIRED_COLUMNS[fmt]:
         _check_text_field(row, field, source=source, index=index)
     if fmt == "alpaca":
@@ -124,14 +162,19 @@ def validate_row(row: Mapping, fmt: str, *, source: str, index: int) -> None:
         if extra is not None and not isinstance(extra, str):
             raise DataError(f"{_where(source, index)}: field 'input' must be a string or empty, got "
                             f"{type(extra).__name__}")
+    if fmt == "dolly":
+        public.check_dolly_context(row, source=source, index=index)
 
 
 def prompt_and_completion(row: Mapping, fmt: str) -> tuple[str, str]:
-    """The (prompt, completion) strings of a two-field format row (alpaca: instruction + "\\n\\n" + input)."""
+    """The (prompt, completion) strings of a two-field format row (alpaca: instruction + "\\n\\n" + input;
+    dolly: instruction + "\\n\\n" + context)."""
     prompt_field, completion_field = _PAIR_FIELDS[fmt]
     prompt = row[prompt_field]
     if fmt == "alpaca" and row.get("input"):
         prompt = f"{prompt}\n\n{row['input']}"
+    if fmt == "dolly":
+        prompt = public.dolly_prompt(row)
     return prompt, row[completion_field]
 
 
@@ -142,5 +185,7 @@ def to_messages(row: Mapping, fmt: str) -> list[dict] | None:
         return None
     if fmt == "messages":
         return row["messages"]
+    if fmt == "sharegpt":
+        return public.sharegpt_messages(row, source="data", index=-1)
     prompt, completion = prompt_and_completion(row, fmt)
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]

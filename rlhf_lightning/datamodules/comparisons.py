@@ -22,7 +22,8 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
     Args:
         train, val: sources (a path or hub id, or a mapping with ``path``, ``split``, ``format``,
             ``columns``, ``subset``, ``revision``). Formats (detected from the columns or declared):
-            ``pairwise``, ``implicit_pairwise``, ``ranking``, ``scored``, ``binary`` — see
+            ``pairwise``, ``implicit_pairwise``, ``ranking``, ``scored``, ``binary``,
+            ``ultrafeedback`` — see
             :mod:`rlhf_lightning.data.comparisons`.
         val_fraction: hold out part of ``train`` when ``val`` is empty.
         predict: prompt rows (``prompt`` or ``messages``) for ``rlhf-lightning predict``, as
@@ -98,6 +99,10 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
             splits = dict(zip((role, "val"), split_validation(table, holdout, hp.seed))) if holdout else {role: table}
             for part, rows in splits.items():
                 comps = [to_comparison(r, fmt, source=src.path, index=i) for i, r in enumerate(rows)]
+                if None in comps:  # ultrafeedback rows whose completions all share one score
+                    rank_zero_info(f"{part} data {src.path}: {comps.count(None)} rows skipped (fewer than two "
+                                   f"distinct scores: nothing to compare)")
+                    comps = [c for c in comps if c is not None]
                 encoded, stats = encode_comparisons(comps, self._load_tokenizer(), max_length=hp.max_length,
                                                     truncation=hp.truncation, source=src.path,
                                                     encoding=self._input_encoding())

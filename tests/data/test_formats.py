@@ -11,11 +11,14 @@ from rlhf_lightning.errors import ConfigError, DataError
 @pytest.mark.parametrize(
     "columns,expected",
     [
-        (["messages", "text"], "messages"),
-        (["prompt", "completion", "response"], "prompt_completion"),
+        (["messages", "id"], "messages"),
+        (["prompt", "completion"], "prompt_completion"),
         (["prompt", "response", "id"], "prompt_response"),
         (["instruction", "input", "output"], "alpaca"),
         (["instruction", "output"], "alpaca"),
+        (["instruction", "context", "response", "category"], "dolly"),
+        (["id", "conversations"], "sharegpt"),
+        (["conversations", "system", "tools"], "sharegpt"),
         (["text", "meta"], "text"),
     ],
 )
@@ -23,8 +26,37 @@ def test_detect_format(columns, expected):
     assert detect_format(columns, source="f.jsonl") == expected
 
 
+@pytest.mark.parametrize(
+    "columns,candidates",
+    [
+        (["messages", "text"], ["messages (needs messages)", "text (needs text)"]),
+        (["prompt", "completion", "response"], ["prompt_completion", "prompt_response"]),
+        (["instruction", "output", "response"], ["alpaca", "dolly"]),
+        (["messages", "conversations"], ["messages", "sharegpt"]),
+    ],
+)
+def test_ambiguous_columns_list_the_candidates(columns, candidates):
+    with pytest.raises(DataError) as err:
+        detect_format(columns, source="mixed.jsonl")
+    message = str(err.value)
+    assert message.startswith("mixed.jsonl: columns [") and "match several formats" in message
+    assert all(c in message for c in candidates) and "format:" in message
+
+
+@pytest.mark.parametrize("columns", [["text", "chosen", "rejected"], ["text", "prompt"], ["instruction", "text"]])
+def test_text_beside_another_shape_is_not_plain_text(columns):
+    with pytest.raises(DataError, match="'text' column beside .*declare the format"):
+        detect_format(columns, source="f.jsonl")
+
+
+def test_openassistant_message_rows_are_not_text():
+    columns = ["message_id", "parent_id", "user_id", "created_date", "text", "role", "lang", "rank", "message_tree_id"]
+    with pytest.raises(DataError, match="oasst.jsonl: .*OpenAssistant message rows.*flatten"):
+        detect_format(columns, source="oasst.jsonl")
+
+
 def test_formats_tuple():
-    assert FORMATS == ("messages", "prompt_completion", "prompt_response", "alpaca", "text")
+    assert FORMATS == ("messages", "sharegpt", "prompt_completion", "prompt_response", "alpaca", "dolly", "text")
 
 
 def test_no_detectable_format_lists_found_and_needed():

@@ -1,0 +1,178 @@
+"""Public dataset shapes (Dolly, ShareGPT, OpenAssistant, UltraFeedback) mapped onto our records.
+
+Pure functions on one row (or one column list); :mod:`~rlhf_lightning.data.formats` and
+:mod:`~rlhf_lightning.data.comparisons` call them. Errors name the source, the row index and the field.
+
+| shape | columns | becomes |
+|---|---|---|
+| Dolly (``databricks-dolly-15k``) | ``instruction``, ``response``; optional ``context`` | user: instruction + "\\n\\n" + context; assistant: response |
+| ShareGPT (LLaMA-Factory, Vicuna) | ``conversations``: ``[{"from", "value"}]``; optional ``system`` | ``messages`` (from human/user → user, gpt/assistant → assistant, system → system) |
+| OpenAssistant message rows (``oasst1``/``oasst2``) | ``message_id``, ``parent_id``, ``role``, ``text`` | refused with how to flatten them (they are not plain text) |
+| UltraFeedback binarized (``HuggingFaceH4/ultrafeedback_binarized``) | ``prompt`` + ``chosen``/``rejected`` whole conversations | the repeated prompt turns stripped: conversational pairwise |
+| UltraFeedback with scores (``openbmb/UltraFeedback``) | ``instruction``, ``completions``: ``[{"response", "overall_score", ...}]`` | ranking with scores |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rlhf_lightning.errors import DataError
+
+# ShareGPT ``from`` values -> chat roles (LLaMA-Factory's defaults plus the names seen in ShareGPT dumps).
+SHAREGPT_ROLES: dict[str, str] = {
+    "human": "user", "user": "user",
+    "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant", "bard": "assistant",
+    "system": "system",
+}
+OASST_COLUMNS: tuple[str, ...] = ("message_id", "parent_id", "role", "text")
+OASST_HINT = (
+    "these are OpenAssistant message rows (one message of a tree per row: message_id, parent_id, role, text), "
+    "not plain text; flatten each message tree into conversations first (follow the best-ranked reply "
+    "(rank 0) from each root, role prompter -> user, assistant -> assistant) and write them as a 'messages' "
+    "column, or use a flattened release such as OpenAssistant/oasst_top1_2023-08-25; declare format: text "
+    "only if you really want every message trained as unrelated text"
+)
+# Per-completion score fields of UltraFeedback, in order of preference.
+SCORE_FIELDS: tuple[str, ...] = ("overall_score", "fine-grained_score", "score", "rating")
+# Per-pair score columns: HuggingFaceH4 / trl-lib (score_*) and argilla's cleaned release (*-rating).
+PAIR_SCORE_COLUMNS: tuple[tuple[str, str], ...] = (("score_chosen", "score_rejected"),
+                                                    ("chosen-rating", "rejected-rating"))
+
+
+def _where(source: str, index: int) -> str:
+    return f"{source} row index {index}"
+
+
+def is_oasst(columns: Sequence[str]) -> bool:
+    """Whether the columns are OpenAssistant's one-message-per-row export."""
+    return set(OASST_COLUMNS) <= set(columns)
+
+
+def dolly_prompt(row: Mapping) -> str:
+    """Dolly's user turn: the instruction, then the context (if any) after a blank line (as Alpaca's input)."""
+    context = row.get("context")
+    return f"{row['instruction']}\n\n{context}" if context else row["instruction"]
+
+
+def check_dolly_context(row: Mapping, *, source: str, index: int) -> None:
+    context = row.get("context")
+    if context is not None and not isinstance(context, str):
+        raise DataError(f"{_where(source, index)}: field 'context' must be a string or empty, got "
+                        f"{type(context).__name__}")
+
+
+def sharegpt_messages(row: Mapping, *, source: str, index: int) -> list[dict]:
+    """The ``conversations`` of a ShareGPT row as ``{role, content}`` messages (a ``system`` column first)."""
+    where = _where(source, index)
+    turns = row.get("conversations")
+    if not isinstance(turns, list) or not turns:
+        kind = "an empty list" if isinstance(turns, list) else type(turns).__name__
+        raise DataError(f"{where}: field 'conversations' must be a non-empty list of {{from, value}}, got {kind}")
+    messages = []
+    system = row.get("system")
+    if system is not None and not isinstance(system, str):
+        raise DataError(f"{where}: field 'system' must be a string, got {type(system).__name__}")
+    if system and system.strip():
+        messages.append({"role": "system", "content": system})
+    for j, turn in enumerate(turns):
+        if not isinstance(turn, Mapping) or "from" not in turn or "value" not in turn:
+            raise DataError(f"{where}: conversations[{j}] must be a dict with 'from' and 'value', got "
+                            f"{turn!r:.80}")
+        sender, value = turn["from"], turn["value"]
+        role = SHAREGPT_ROLES.get(sender.strip().lower()) if isinstance(sender, str) else None
+        if role is None:
+            raise DataError(f"{where}: conversations[{j}] has from={sender!r}; known values: "
+                            f"{', '.join(SHAREGPT_ROLES)}")
+        if not isinstance(value, str):
+            raise DataError(f"{where}: conversations[{j}] ({sender}) value must be a string, got "
+                            f"{type(value).__name__}")
+        messages.append({"role": role, "content": value})
+    return messages
+
+
+def _is_message_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(m, Mapping) and "role" in m for m in value)
+
+
+def strip_repeated_prompt(prompt: str | list[dict], chosen: Any, rejected: Any, where: str):
+    """UltraFeedback-binarized rows: ``chosen``/``rejected`` are whole conversations that begin with the prompt.
+
+    Returns ``(prompt_messages, chosen_tail, rejected_tail)`` with the turns both conversations share
+    (which must end with the prompt as a user turn) moved into the prompt; ``None`` when the row is not
+    in that shape (TRL's conversational layout, whose responses hold assistant turns only).
+    """
+    if not (_is_message_list(chosen) and _is_message_list(rejected)):
+        return None
+    if chosen[0].get("role") == "assistant" and rejected[0].get("role") == "assistant":
+        return None
+    n = 0
+    while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
+        n += 1
+    head = [{"role": m["role"], "content": m["content"]} for m in chosen[:n]]
+    users = [m for m in head if m["role"] == "user"]
+    if isinstance(prompt, str):
+        repeats = bool(users) and users[-1]["content"].strip() == prompt.strip()
+    else:
+        repeats = head[-len(prompt):] == [{"role": m["role"], "content": m["content"]} for m in prompt] \
+            if prompt and len(head) >= len(prompt) else False
+    if not head or not repeats:
+        first = chosen[0]
+        raise DataError(
+            f"{where}: field 'chosen' is a whole conversation (it starts with a {first.get('role')!r} turn) but "
+            f"its turns shared with 'rejected' do not end with the prompt; expected chosen and rejected to "
+            f"repeat the prompt as their last shared user turn (UltraFeedback-binarized layout), or to hold "
+            f"assistant turns only (TRL's conversational layout)"
+        )
+    return head, chosen[n:], rejected[n:]
+
+
+def pair_scores(row: Mapping, where: str) -> list[float] | None:
+    """``[chosen score, rejected score]`` from UltraFeedback's per-pair rating columns, if the row has them."""
+    for c_col, r_col in PAIR_SCORE_COLUMNS:
+        if c_col in row and r_col in row and row[c_col] is not None and row[r_col] is not None:
+            values = [row[c_col], row[r_col]]
+            for col, v in zip((c_col, r_col), values):
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise DataError(f"{where}: field {col!r} must be a number, got {v!r:.40}")
+            return [float(v) for v in values]
+    return None
+
+
+def ultrafeedback_ranking(row: Mapping, *, source: str, index: int) -> dict | None:
+    """An ``openbmb/UltraFeedback`` row as a ranking row ``{prompt, responses, scores}`` (best first).
+
+    Completions whose score ties an earlier one are left out (a ranking needs a strict order);
+    ``None`` when fewer than two distinct scores remain (nothing to compare).
+    """
+    where = _where(source, index)
+    prompt = row.get("instruction")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise DataError(f"{where}: field 'instruction' must be a non-empty string")
+    completions = row.get("completions")
+    if not isinstance(completions, list):
+        raise DataError(f"{where}: field 'completions' must be a list of {{response, overall_score}}")
+    scored = []
+    for j, c in enumerate(completions):
+        if not isinstance(c, Mapping) or not isinstance(c.get("response"), str):
+            raise DataError(f"{where}: completions[{j}] must be a dict with a string 'response'")
+        field = next((f for f in SCORE_FIELDS if c.get(f) is not None), None)
+        if field is None:
+            raise DataError(f"{where}: completions[{j}] has no score (one of {', '.join(SCORE_FIELDS)})")
+        score = c[field]
+        if isinstance(score, str):
+            try:
+                score = float(score)
+            except ValueError:
+                raise DataError(f"{where}: completions[{j}].{field} is not a number ({c[field]!r})") from None
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise DataError(f"{where}: completions[{j}].{field} is not a number ({score!r})")
+        if c["response"].strip():
+            scored.append((float(score), c["response"]))
+    best: dict[float, str] = {}
+    for score, response in scored:  # first completion of each score, in file order
+        best.setdefault(score, response)
+    if len(best) < 2:
+        return None
+    ranked = sorted(best.items(), key=lambda kv: -kv[0])
+    return {"prompt": prompt, "responses": [r for _, r in ranked], "scores": [s for s, _ in ranked]}
