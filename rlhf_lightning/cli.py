@@ -52,6 +52,7 @@ def build_cli_class():
     from rlhf_lightning.callbacks.random_state import RandomStateCheckpoint
     from rlhf_lightning.callbacks.save_config import RedactedSaveConfig
     from rlhf_lightning.checkpoint_io import NoResaveOnResume, use_atomic_checkpoints
+    from rlhf_lightning.config_errors import as_config_error
     from rlhf_lightning.trainer import RLHFTrainer
 
     class RLHFCLI(LightningCLI):
@@ -75,6 +76,20 @@ def build_cli_class():
             parser.add_lightning_class_args(NonFiniteGuard, "nonfinite")
             # One source of truth: the data module tokenises with the model's tokenizer.
             parser.link_arguments("model", "data.init_args.tokenizer", compute_fn=_tokenizer_of, apply_on="parse")
+
+        def instantiate_classes(self) -> None:
+            # jsonargparse wraps a plugin's or option dataclass's ConfigError in union-type errors (a
+            # traceback, exit 1): report the user error alone, named by its config path (exit 2).
+            try:
+                super().instantiate_classes()
+            except Exception as exc:
+                config = getattr(self, "config", None)
+                if config is not None and getattr(self, "subcommand", None):
+                    config = config.get(self.subcommand)  # paths as the user writes them: model.…, not fit.model.…
+                err = as_config_error(exc, config)
+                if err is None:
+                    raise
+                raise err from err.__cause__
 
         def instantiate_trainer(self, **kwargs: Any):
             trainer = super().instantiate_trainer(**kwargs)

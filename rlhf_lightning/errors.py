@@ -20,6 +20,18 @@ class ConfigError(RLHFError):
     """A bad option or option combination."""
 
 
+class InvalidOption(ConfigError, ValueError):
+    """An option value outside its allowed range, or contradicting another option: ``"beta: must be > 0,
+    got -1"``. ``owner`` is the class whose ``__init__``/``__post_init__`` refused it; the CLI uses it,
+    ``option`` and ``value`` to name the full config path (``model.init_args.loss.init_args.beta``). Also a
+    ``ValueError``, which these checks raised before."""
+
+    def __init__(self, owner: object, option: str, rule: str, value: object) -> None:
+        self.owner = owner if owner is None or isinstance(owner, type) else type(owner)
+        self.option, self.rule, self.value = option, rule, value
+        super().__init__(f"{option}: {rule}, got {value!r}")
+
+
 class DataError(RLHFError):
     """A bad, missing or empty data file, column, row or field."""
 

@@ -18,17 +18,16 @@ from torch import Tensor
 
 from rlhf_lightning.algorithms.base import AdvantageEstimator
 from rlhf_lightning.algorithms.masked import masked_sum, whiten
+from rlhf_lightning.option_checks import in_range, positive
 
 
 def _float(x: Tensor) -> Tensor:
     return x.detach().to(torch.promote_types(x.dtype, torch.float32))
 
 
-def _check_gamma_lam(gamma: float, lam: float = 1.0) -> None:
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-    if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"lam must be in [0, 1], got {lam}")
+def _check_gamma_lam(owner: object, gamma: float, lam: float = 1.0) -> None:
+    in_range(owner, "gamma", gamma, 0.0, 1.0)
+    in_range(owner, "lam", lam, 0.0, 1.0)
 
 
 def gae_advantages(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float,
@@ -54,7 +53,7 @@ def gae_advantages(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float,
     Returns:
         ``(advantages, returns)``, both ``(B, T)``, 0 where ``mask`` is 0.
     """
-    _check_gamma_lam(gamma, lam)
+    _check_gamma_lam(None, gamma, lam)
     keep = mask.to(torch.bool)
     r = torch.where(keep, _float(rewards), 0.0)
     v = torch.where(keep, _float(values).to(r.dtype), 0.0)
@@ -79,7 +78,7 @@ def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float = 1.0) -> Ten
     Returns:
         ``(B, T)``, 0 where ``mask`` is 0. Equal to :func:`gae_advantages` with ``V = 0`` and ``λ = 1``.
     """
-    _check_gamma_lam(gamma)
+    _check_gamma_lam(None, gamma)
     keep = mask.to(torch.bool)
     r = torch.where(keep, _float(rewards), 0.0)
     out = torch.zeros_like(r)
@@ -215,7 +214,7 @@ class GAE(AdvantageEstimator):
 
     def __init__(self, gamma: float = 1.0, lam: float = 0.95, whiten: bool = True) -> None:
         super().__init__()
-        _check_gamma_lam(gamma, lam)
+        _check_gamma_lam(self, gamma, lam)
         self.gamma = gamma
         self.lam = lam
         self.whiten = whiten
@@ -238,8 +237,7 @@ class GRPO(AdvantageEstimator):
 
     def __init__(self, scale_by_std: bool = True, eps: float = 1e-4) -> None:
         super().__init__()
-        if eps <= 0:
-            raise ValueError(f"eps must be > 0, got {eps}")
+        positive(self, "eps", eps)
         self.scale_by_std = scale_by_std
         self.eps = eps
 
@@ -269,7 +267,7 @@ class ReinforcePlusPlus(AdvantageEstimator):
 
     def __init__(self, gamma: float = 1.0, whiten: bool = True) -> None:
         super().__init__()
-        _check_gamma_lam(gamma)
+        _check_gamma_lam(self, gamma)
         self.gamma = gamma
         self.whiten = whiten
 

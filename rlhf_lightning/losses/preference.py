@@ -30,6 +30,7 @@ from torch import Tensor
 
 from rlhf_lightning.errors import ConfigError
 from rlhf_lightning.losses.base import PreferenceLoss
+from rlhf_lightning.option_checks import in_range, positive, require
 
 # --------------------------------------------------------------------------- pure functions
 
@@ -130,9 +131,8 @@ def nll_loss(chosen_logps: Tensor, chosen_lengths: Tensor,
 # --------------------------------------------------------------------------- plugin classes
 
 
-def _check_beta(name: str, beta: float) -> float:
-    if not beta > 0:
-        raise ConfigError(f"{name}: beta must be > 0, got {beta}")
+def _check_beta(owner: object, beta: float) -> float:
+    positive(owner, "beta", beta)
     return float(beta)
 
 
@@ -149,7 +149,7 @@ class _RatioLoss(PreferenceLoss):
 
     def __init__(self, beta: float = 0.1) -> None:
         super().__init__()
-        self.beta = _check_beta(type(self).__name__, beta)
+        self.beta = _check_beta(self, beta)
 
     def losses(self, r_w: Tensor, r_l: Tensor, len_w: Tensor, len_l: Tensor) -> Tensor:
         raise NotImplementedError
@@ -168,8 +168,7 @@ class SigmoidLoss(_RatioLoss):
 
     def __init__(self, beta: float = 0.1, label_smoothing: float = 0.0) -> None:
         super().__init__(beta)
-        if not 0.0 <= label_smoothing <= 0.5:
-            raise ConfigError(f"{type(self).__name__}: label_smoothing must be in [0, 0.5], got {label_smoothing}")
+        in_range(self, "label_smoothing", label_smoothing, 0.0, 0.5)
         self.label_smoothing = float(label_smoothing)
 
     def losses(self, r_w, r_l, len_w, len_l):
@@ -188,8 +187,7 @@ class RobustLoss(_RatioLoss):
 
     def __init__(self, beta: float = 0.1, label_smoothing: float = 0.1) -> None:
         super().__init__(beta)
-        if not 0.0 <= label_smoothing < 0.5:
-            raise ConfigError(f"robust: label_smoothing must be in [0, 0.5), got {label_smoothing}")
+        in_range(self, "label_smoothing", label_smoothing, 0.0, 0.5, high_open=True)
         self.label_smoothing = float(label_smoothing)
 
     def losses(self, r_w, r_l, len_w, len_l):
@@ -217,9 +215,8 @@ class SimPOLoss(PreferenceLoss):
 
     def __init__(self, beta: float = 2.0, gamma: float = 1.0, label_smoothing: float = 0.0) -> None:
         super().__init__()
-        self.beta = _check_beta("simpo", beta)
-        if not 0.0 <= label_smoothing <= 0.5:
-            raise ConfigError(f"simpo: label_smoothing must be in [0, 0.5], got {label_smoothing}")
+        self.beta = _check_beta(self, beta)
+        in_range(self, "label_smoothing", label_smoothing, 0.0, 0.5)
         self.gamma, self.label_smoothing = float(gamma), float(label_smoothing)
 
     def __call__(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, chosen_lengths,
@@ -237,7 +234,7 @@ class ORPOLoss(PreferenceLoss):
 
     def __init__(self, beta: float = 0.1) -> None:
         super().__init__()
-        self.beta = _check_beta("orpo", beta)
+        self.beta = _check_beta(self, beta)
 
     def __call__(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, chosen_lengths,
                  rejected_lengths, **kwargs):
@@ -255,8 +252,7 @@ class NLLLoss(PreferenceLoss):
 
     def __init__(self, reduction: Literal["sequence", "tokens"] = "sequence") -> None:
         super().__init__()
-        if reduction not in ("sequence", "tokens"):
-            raise ConfigError(f"nll: reduction must be 'sequence' or 'tokens', got {reduction!r}")
+        require(self, "reduction", reduction in ("sequence", "tokens"), "must be 'sequence' or 'tokens'", reduction)
         self.reduction = reduction
 
     def __call__(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, chosen_lengths,
@@ -274,10 +270,9 @@ class WeightedLoss(PreferenceLoss):
 
     def __init__(self, losses: list[PreferenceLoss], weights: Optional[list[float]] = None) -> None:
         super().__init__()
-        if not losses:
-            raise ConfigError("weighted: give at least one loss")
-        if weights is not None and len(weights) != len(losses):
-            raise ConfigError(f"weighted: {len(weights)} weights for {len(losses)} losses")
+        require(self, "losses", bool(losses), "must name at least one loss", losses)
+        require(self, "weights", weights is None or len(weights) == len(losses),
+                f"must give one weight per loss ({len(losses)})", weights)
         self.components = list(losses)
         self.weights = [1.0] * len(losses) if weights is None else [float(w) for w in weights]
         self.reference_free = all(getattr(c, "reference_free", False) for c in self.components)
@@ -300,6 +295,9 @@ class RPOLoss(WeightedLoss):
 
     def __init__(self, beta: float = 0.1, alpha: float = 1.0,
                  nll_reduction: Literal["sequence", "tokens"] = "sequence") -> None:
+        _check_beta(self, beta)  # named here: the config node is this class, not its SigmoidLoss
+        require(self, "nll_reduction", nll_reduction in ("sequence", "tokens"), "must be 'sequence' or 'tokens'",
+                nll_reduction)
         super().__init__([SigmoidLoss(beta), NLLLoss(nll_reduction)], [1.0, alpha])
         self.beta, self.alpha = self.components[0].beta, float(alpha)
 

@@ -42,6 +42,7 @@ from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stag
 from rlhf_lightning.modules.value_head import (ValueHead, disable_dropout_, freeze_, hidden_size_of,
                                                separate_critic_values)
 from rlhf_lightning.optim.schedules import default_optimizer
+from rlhf_lightning.option_checks import require
 from rlhf_lightning.random_state import set_rng_state
 from rlhf_lightning.rewards.base import RewardFunction
 from rlhf_lightning.rollout.generation import GenerationSpec
@@ -103,11 +104,10 @@ class PPOModule(LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "rewards", "constraints", "advantage"])
-        if not rewards:
-            raise ConfigError("model.rewards is empty: give at least one reward plugin")
+        require(self, "rewards", bool(rewards), "must name at least one reward plugin", rewards)
         weights = list(reward_weights) if reward_weights is not None else [1.0] * len(rewards)
-        if len(weights) != len(rewards):
-            raise ConfigError(f"{len(rewards)} rewards but {len(weights)} reward_weights")
+        require(self, "reward_weights", len(weights) == len(rewards),
+                f"must give one weight per reward ({len(rewards)})", reward_weights)
         self.reward_plugins = list(zip(ro.plugin_names(rewards, reward_names), rewards, weights))
         self.constraint_rules = list(constraints or [])
         self.constraint_names = ro.plugin_names([c.checker for c in self.constraint_rules],
@@ -122,7 +122,6 @@ class PPOModule(LightningModule):
         if advantage.needs_groups and generation.num_return_sequences < 2:
             raise ConfigError(f"{type(advantage).__name__} compares samples of one prompt: set "
                               "model.generation.num_return_sequences >= 2")
-        ppo.check()
         self.policy_spec, self.reference_spec, self.critic_spec = policy, reference, critic
         self.kl, self.ppo, self.shaping, self.generation = kl, ppo, shaping, generation
         self.val_generation = val_generation or replace(generation, do_sample=False, num_return_sequences=1)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from rlhf_lightning.constraints.base import ConstraintChecker
-from rlhf_lightning.errors import ConfigError
+from rlhf_lightning.option_checks import at_least, non_negative, positive, require
 from rlhf_lightning.models.spec import ModelSpec
 
 
@@ -34,6 +34,11 @@ class KLSpec:
     target: Optional[float] = None
     horizon: int = 10000
     apply_to: Literal["reward", "loss"] = "reward"
+
+    def __post_init__(self) -> None:
+        non_negative(self, "coef", self.coef)
+        positive(self, "target", self.target, optional=True)
+        at_least(self, "horizon", self.horizon, 1)
 
 
 @dataclass
@@ -61,6 +66,14 @@ class ConstraintRule:
     normalize: bool = True
     name: Optional[str] = None
 
+    def __post_init__(self) -> None:
+        non_negative(self, "coef", self.coef)
+        non_negative(self, "lambda_init", self.lambda_init)
+        positive(self, "lambda_lr", self.lambda_lr)
+        if self.lambda_max is not None:
+            require(self, "lambda_max", self.lambda_max >= self.lambda_init,
+                    f"must be >= lambda_init ({self.lambda_init})", self.lambda_max)
+
 
 @dataclass
 class CriticSpec:
@@ -79,6 +92,11 @@ class CriticSpec:
     coef: float = 0.1
     value_clip: Optional[float] = 0.2
     lr: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        non_negative(self, "coef", self.coef)
+        positive(self, "value_clip", self.value_clip, optional=True)
+        positive(self, "lr", self.lr, optional=True)
 
 
 @dataclass
@@ -107,12 +125,19 @@ class PPOLoopSpec:
     max_grad_norm: Optional[float] = 1.0
     entropy_coef: float = 0.0
 
+    def __post_init__(self) -> None:
+        at_least(self, "epochs", self.epochs, 1)
+        at_least(self, "num_minibatches", self.num_minibatches, 1)
+        positive(self, "clip_eps", self.clip_eps)
+        positive(self, "clip_eps_high", self.clip_eps_high, optional=True)
+        if self.dual_clip is not None:
+            require(self, "dual_clip", self.dual_clip > 1, "must be > 1", self.dual_clip)
+        positive(self, "max_grad_norm", self.max_grad_norm, optional=True)
+        non_negative(self, "entropy_coef", self.entropy_coef)
+
     def check(self) -> None:
-        if self.epochs < 1 or self.num_minibatches < 1:
-            raise ConfigError(f"ppo.epochs and ppo.num_minibatches must be >= 1 (got {self.epochs}, "
-                              f"{self.num_minibatches})")
-        if self.clip_eps <= 0:
-            raise ConfigError(f"ppo.clip_eps must be > 0, got {self.clip_eps}")
+        """Kept for callers of the old API: the checks run in ``__post_init__``."""
+        self.__post_init__()
 
 
 @dataclass
@@ -132,3 +157,6 @@ class RewardShapingSpec:
     missing_eos_penalty: Optional[float] = None
     whiten: bool = False
     on_invalid: Literal["error", "skip"] = "error"
+
+    def __post_init__(self) -> None:
+        positive(self, "clip", self.clip, optional=True)

@@ -11,6 +11,7 @@ from typing import Optional
 
 import torch
 
+from rlhf_lightning.option_checks import at_least, in_range, non_negative, positive, require
 from rlhf_lightning.rollout.onednn import onednn_linear
 
 
@@ -31,6 +32,17 @@ class GenerationSpec:
     repetition_penalty: float = 1.0
     num_return_sequences: int = 1
     stop_strings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        at_least(self, "max_new_tokens", self.max_new_tokens, 1)
+        require(self, "min_new_tokens", 0 <= self.min_new_tokens <= self.max_new_tokens,
+                f"must be in [0, max_new_tokens ({self.max_new_tokens})]", self.min_new_tokens)
+        if self.do_sample:  # greedy decoding ignores the sampling knobs
+            positive(self, "temperature", self.temperature)
+            in_range(self, "top_p", self.top_p, 0.0, 1.0, low_open=True)
+        non_negative(self, "top_k", self.top_k)
+        positive(self, "repetition_penalty", self.repetition_penalty)
+        at_least(self, "num_return_sequences", self.num_return_sequences, 1)
 
     def generate_kwargs(self, tokenizer, model=None) -> dict:
         """Keyword arguments of ``model.generate``; the stop ids are :func:`stop_token_ids`
