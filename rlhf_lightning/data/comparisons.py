@@ -13,6 +13,7 @@ Every supported layout is normalised to one record, a *comparison*::
 | ``scored`` | ``prompt``, ``response``, ``score`` | pointwise, K = 1 |
 | ``binary`` | ``prompt``, ``response``, ``label`` (true/false, 1/0: good/bad) | pointwise, K = 1, score 1.0 / 0.0 |
 | ``ultrafeedback`` | ``instruction``, ``completions`` (``openbmb/UltraFeedback``: ``response`` + ``overall_score``) | K-wise ranking with scores |
+| ``oasst`` | OpenAssistant message rows (``message_id``, ``parent_id``, ``role``, ``text``, ``rank``) | K-wise rankings of sibling replies (the data module flattens the trees) |
 
 An optional ``margin`` column (pairwise) is carried along (TRL's reward-margin convention), and so are
 per-pair scores (``score_chosen``/``score_rejected``, or argilla's ``chosen-rating``/``rejected-rating``).
@@ -32,6 +33,7 @@ from rlhf_lightning.data import public_formats as public
 from rlhf_lightning.errors import ConfigError, DataError
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "oasst": public.OASST_COLUMNS,
     "ultrafeedback": ("instruction", "completions"),
     "ranking": ("prompt", "responses"),
     "pairwise": ("prompt", "chosen", "rejected"),
@@ -162,6 +164,8 @@ def to_comparison(row: Mapping, fmt: str, *, source: str, index: int) -> dict[st
     margin = None
     if row.get("margin") is not None:
         margin = _number(row["margin"], "field 'margin'", where)
+    if fmt == "oasst":
+        raise DataError(f"{where}: {public.OASST_HINT}")
     if fmt == "ultrafeedback":
         ranked = public.ultrafeedback_ranking(row, source=source, index=index)
         return None if ranked is None else {**ranked, "margin": None}

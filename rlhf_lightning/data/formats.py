@@ -8,6 +8,7 @@
 | ``alpaca`` | ``instruction``, ``output`` | ``input`` |
 | ``dolly`` | ``instruction``, ``response`` (Dolly 15k) | ``context`` |
 | ``sharegpt`` | ``conversations``: a list of ``{"from", "value"}`` (see :mod:`.public_formats`) | ``system`` |
+| ``oasst`` | ``message_id``, ``parent_id``, ``role``, ``text``: OpenAssistant message trees, flattened by the data module (:mod:`.oasst`) | ``rank`` |
 | ``text`` | ``text`` (plain language modelling, every token trained) | |
 
 Detection: the formats whose required columns are all present; where one's columns contain another's
@@ -35,6 +36,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "prompt_response": ("prompt", "response"),
     "alpaca": ("instruction", "output"),
     "dolly": ("instruction", "response"),
+    "oasst": public.OASST_COLUMNS,
     "text": ("text",),
 }
 FORMATS: tuple[str, ...] = tuple(REQUIRED_COLUMNS)
@@ -65,8 +67,6 @@ def _check_known(fmt: str) -> None:
 def detect_format(columns: Sequence[str], *, source: str) -> str:
     """The one format whose required columns are in ``columns`` (see the module docstring for ties)."""
     present = set(columns)
-    if public.is_oasst(columns):
-        raise DataError(f"{source}: columns [{', '.join(columns)}]: {public.OASST_HINT}")
     matches = [f for f, req in REQUIRED_COLUMNS.items() if present.issuperset(req)]
     # Drop a match whose columns are a strict subset of another match's: the larger one is more specific.
     matches = [f for f in matches if not any(set(REQUIRED_COLUMNS[f]) < set(REQUIRED_COLUMNS[g]) for g in matches)]
@@ -145,6 +145,8 @@ def _check_messages(value: Any, *, source: str, index: int) -> None:
 def validate_row(row: Mapping, fmt: str, *, source: str, index: int) -> None:
     """Raise :class:`DataError` naming ``source``, the row index and the field if ``row`` is unusable."""
     _check_known(fmt)
+    if fmt == "oasst":
+        raise DataError(f"{_where(source, index)}: {public.OASST_HINT}")
     if fmt == "messages":
         _check_messages(row.get("messages"), source=source, index=index)
         return

@@ -7,7 +7,7 @@ Pure functions on one row (or one column list); :mod:`~rlhf_lightning.data.forma
 |---|---|---|
 | Dolly (``databricks-dolly-15k``) | ``instruction``, ``response``; optional ``context`` | user: instruction + "\\n\\n" + context; assistant: response |
 | ShareGPT (LLaMA-Factory, Vicuna) | ``conversations``: ``[{"from", "value"}]``; optional ``system`` | ``messages`` (from human/user → user, gpt/assistant → assistant, system → system) |
-| OpenAssistant message rows (``oasst1``/``oasst2``) | ``message_id``, ``parent_id``, ``role``, ``text`` | refused with how to flatten them (they are not plain text) |
+| OpenAssistant message rows (``oasst1``/``oasst2``) | ``message_id``, ``parent_id``, ``role``, ``text`` | flattened by :mod:`~rlhf_lightning.data.oasst` (never plain text) |
 | UltraFeedback binarized (``HuggingFaceH4/ultrafeedback_binarized``) | ``prompt`` + ``chosen``/``rejected`` whole conversations | the repeated prompt turns stripped: conversational pairwise |
 | UltraFeedback with scores (``openbmb/UltraFeedback``) | ``instruction``, ``completions``: ``[{"response", "overall_score", ...}]`` | ranking with scores |
 """
@@ -28,10 +28,8 @@ SHAREGPT_ROLES: dict[str, str] = {
 OASST_COLUMNS: tuple[str, ...] = ("message_id", "parent_id", "role", "text")
 OASST_HINT = (
     "these are OpenAssistant message rows (one message of a tree per row: message_id, parent_id, role, text), "
-    "not plain text; flatten each message tree into conversations first (follow the best-ranked reply "
-    "(rank 0) from each root, role prompter -> user, assistant -> assistant) and write them as a 'messages' "
-    "column, or use a flattened release such as OpenAssistant/oasst_top1_2023-08-25; declare format: text "
-    "only if you really want every message trained as unrelated text"
+    "not plain text; the SFT and comparison data modules flatten them (format: oasst; see "
+    "rlhf_lightning.data.oasst): best-ranked conversations, or rankings of sibling replies"
 )
 # Per-completion score fields of UltraFeedback, in order of preference.
 SCORE_FIELDS: tuple[str, ...] = ("overall_score", "fine-grained_score", "score", "rating")
@@ -42,11 +40,6 @@ PAIR_SCORE_COLUMNS: tuple[tuple[str, str], ...] = (("score_chosen", "score_rejec
 
 def _where(source: str, index: int) -> str:
     return f"{source} row index {index}"
-
-
-def is_oasst(columns: Sequence[str]) -> bool:
-    """Whether the columns are OpenAssistant's one-message-per-row export."""
-    return set(OASST_COLUMNS) <= set(columns)
 
 
 def dolly_prompt(row: Mapping) -> str:

@@ -23,7 +23,7 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
         train, val: sources (a path or hub id, or a mapping with ``path``, ``split``, ``format``,
             ``columns``, ``subset``, ``revision``). Formats (detected from the columns or declared):
             ``pairwise``, ``implicit_pairwise``, ``ranking``, ``scored``, ``binary``,
-            ``ultrafeedback`` — see
+            ``ultrafeedback``, ``oasst`` (message trees: rankings of sibling replies) — see
             :mod:`rlhf_lightning.data.comparisons`.
         val_fraction: hold out part of ``train`` when ``val`` is empty.
         predict: prompt rows (``prompt`` or ``messages``) for ``rlhf-lightning predict``, as
@@ -93,6 +93,12 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
             table = load_rows(src.path, split=src.split, columns=src.columns, subset=src.subset, revision=src.revision)
             fmt = src.format or detect_comparison_format(table.column_names, source=src.path)
             check_comparison_format(fmt, table.column_names, source=src.path)
+            if fmt == "oasst":  # message trees -> one ranking per prompt with ranked sibling replies
+                import datasets
+
+                from rlhf_lightning.data.oasst import oasst_rankings
+
+                table, fmt = datasets.Dataset.from_list(oasst_rankings(table, source=src.path)), "ranking"
             if hp.pairwise_only and fmt not in ("pairwise", "implicit_pairwise"):
                 raise ConfigError(f"{src.path}: format {fmt!r} is not pairwise; this stage trains on "
                                   f"prompt/chosen/rejected pairs")

@@ -92,6 +92,10 @@ class SFTDataModule(ResumableTrainData, LightningDataModule):
             fmt = src.format or detect_format(rows.column_names, source=src.path)
             if src.format:
                 check_format(fmt, rows.column_names, source=src.path)
+            if fmt == "oasst":  # message trees -> one best-ranked conversation per tree
+                from rlhf_lightning.data.oasst import oasst_conversations
+
+                rows, fmt = datasets.Dataset.from_list(oasst_conversations(rows, source=src.path)), "messages"
             splits = dict(zip((role, "val"), split_validation(rows, holdout, hp.seed))) if holdout else {role: rows}
             for part, table in splits.items():
                 encoded, stats = encode_dataset(table, fmt, tokenizer, max_length=hp.max_length,

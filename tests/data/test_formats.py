@@ -51,12 +51,14 @@ def test_text_beside_another_shape_is_not_plain_text(columns):
 
 def test_openassistant_message_rows_are_not_text():
     columns = ["message_id", "parent_id", "user_id", "created_date", "text", "role", "lang", "rank", "message_tree_id"]
-    with pytest.raises(DataError, match="oasst.jsonl: .*OpenAssistant message rows.*flatten"):
-        detect_format(columns, source="oasst.jsonl")
+    assert detect_format(columns, source="oasst.jsonl") == "oasst"
+    with pytest.raises(DataError, match="oasst.jsonl row index 0: .*OpenAssistant message rows.*flatten"):
+        validate_row(dict.fromkeys(columns, "x"), "oasst", source="oasst.jsonl", index=0)
 
 
 def test_formats_tuple():
-    assert FORMATS == ("messages", "sharegpt", "prompt_completion", "prompt_response", "alpaca", "dolly", "text")
+    assert FORMATS == ("messages", "sharegpt", "prompt_completion", "prompt_response", "alpaca", "dolly", "oasst",
+                       "text")
 
 
 def test_no_detectable_format_lists_found_and_needed():

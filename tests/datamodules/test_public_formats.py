@@ -1,4 +1,4 @@
-"""Public dataset shapes (Dolly, ShareGPT, OpenAssistant, UltraFeedback, Anthropic HH) read from a file in
+"""Public dataset shapes (Dolly, ShareGPT, OpenAssistant trees, UltraFeedback, Anthropic HH) read from a file in
 their exact published layout through the stages' data modules, with rendered tokens and label masks checked
 on the tiny ChatML tokenizer (``<s><|im_start|>role\\ncontent<|im_end|>\\n``)."""
 
@@ -89,21 +89,50 @@ def test_sharegpt_unknown_sender_names_file_row_and_value(tmp_path, tiny_tokeniz
         sft_rows(path, tiny_tokenizer_dir)
 
 
-OASST = [  # OpenAssistant/oasst1, one message per row
-    {"message_id": "m1", "parent_id": None, "user_id": "u1", "created_date": "2023-02-05T14:23:50.983374+00:00",
-     "text": "Explain gravity.", "role": "prompter", "lang": "en", "review_count": 3, "rank": None,
-     "message_tree_id": "m1"},
-    {"message_id": "m2", "parent_id": "m1", "user_id": "u2", "created_date": "2023-02-06T13:50:44.657083+00:00",
-     "text": "Gravity pulls objects toward each other.", "role": "assistant", "lang": "en", "review_count": 3,
-     "rank": 0, "message_tree_id": "m1"},
+def oasst(mid, parent, role, text, rank=None, tree="m1", deleted=False):
+    """One row of OpenAssistant/oasst1 (one message per row)."""
+    return {"message_id": mid, "parent_id": parent, "user_id": "u-" + mid,
+            "created_date": "2023-02-05T14:23:50.983374+00:00", "text": text, "role": role, "lang": "en",
+            "review_count": 3, "review_result": True, "deleted": deleted, "rank": rank, "synthetic": False,
+            "model_name": None, "message_tree_id": tree, "tree_state": "ready_for_export",
+            "emojis": {"name": ["+1"], "count": [2]}}
+
+
+OASST = [
+    oasst("m1", None, "prompter", "Explain gravity."),
+    oasst("m2", "m1", "assistant", "It is a force.", rank=1),
+    oasst("m3", "m1", "assistant", "Gravity pulls objects toward each other.", rank=0),
+    oasst("m4", "m3", "prompter", "thank you"),
+    oasst("m5", "m4", "assistant", "You are welcome."),
+    oasst("m6", "m1", "assistant", "deleted reply", rank=None, deleted=True),
+    oasst("p1", None, "prompter", "hello", tree="p1"),  # a prompt nobody answered: no conversation
 ]
 
 
-def test_openassistant_message_rows_are_refused_not_trained_as_text(tmp_path, tiny_tokenizer_dir):
-    path = write_jsonl(tmp_path / "oasst.jsonl", OASST)
-    with pytest.raises(DataError, match=r"oasst\.jsonl: .*OpenAssistant message rows.*flatten each message tree"):
-        sft_rows(path, tiny_tokenizer_dir)
-    assert len(sft_rows(path, tiny_tokenizer_dir, format="text")) == 2  # declared: the user's choice
+def test_openassistant_trees_become_best_ranked_conversations(tmp_path, tiny_tokenizer_dir, tok):
+    """Before: the rows were trained as seven unrelated plain texts."""
+    (row,) = sft_rows(write_jsonl(tmp_path / "oasst.jsonl", OASST), tiny_tokenizer_dir)
+    text, trained = split(tok, row)
+    assert text == ("<s>" + turn("user", "Explain gravity.") + turn("assistant", "Gravity pulls objects toward each other.")
+                    + turn("user", "thank you") + turn("assistant", "You are welcome."))
+    assert trained == "Gravity pulls objects toward each other.<|im_end|>\nYou are welcome.<|im_end|>\n"
+    assert len(sft_rows(write_jsonl(tmp_path / "o.jsonl", OASST), tiny_tokenizer_dir, format="text")) == 7  # declared
+
+
+def test_openassistant_sibling_ranks_become_rankings(tmp_path, tiny_tokenizer_dir, tok):
+    (comp,) = comparisons(write_jsonl(tmp_path / "oasst.jsonl", OASST), tiny_tokenizer_dir)
+    head = "<s>" + turn("user", "Explain gravity.") + "<|im_start|>assistant\n"
+    for response, answer in zip(comp["responses"], ["Gravity pulls objects toward each other.", "It is a force."]):
+        assert split(tok, response) == (head + answer + "<|im_end|>\n", answer + "<|im_end|>\n")
+
+
+def test_openassistant_broken_tree_names_row_and_field(tmp_path, tiny_tokenizer_dir):
+    rows = OASST[:2] + [oasst("m9", "gone", "assistant", "orphan")]
+    with pytest.raises(DataError, match=r"o\.jsonl row index 2: field 'parent_id' 'gone' names no message"):
+        sft_rows(write_jsonl(tmp_path / "o.jsonl", rows), tiny_tokenizer_dir)
+    rows = OASST[:1] + [oasst("m2", "m1", "moderator", "hi")]
+    with pytest.raises(DataError, match=r"o\.jsonl row index 1: field 'role' is 'moderator'"):
+        sft_rows(write_jsonl(tmp_path / "o.jsonl", rows), tiny_tokenizer_dir)
 
 
 def test_ambiguous_columns_are_an_error_and_format_chooses(tmp_path, tiny_tokenizer_dir, tok):
