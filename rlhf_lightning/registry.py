@@ -272,39 +272,13 @@ def prepare_for_parsing() -> None:
 
     - Discovery loads every plugin class, so jsonargparse's own class-name resolution (which scans
       the imported subclasses of the declared base class) finds them by class name.
-    - jsonargparse has no public hook for aliases, so its one name-resolution function,
-      ``jsonargparse._typehints.resolve_class_path_by_name(cls, name)``, is wrapped: a dot-free
-      name that is an entry-point name of the group the option's type belongs to resolves to that
-      plugin's import path; anything else goes to jsonargparse unchanged. The wrapper is installed
-      once and is a no-op for types that are not plugin bases.
+    - Entry-point names resolve through :mod:`rlhf_lightning.jsonargparse_hook` (a no-op for types that
+      are not plugin bases), installed once.
     """
     discover()
     if _State.hook_installed:
         return
-    try:
-        from jsonargparse import _from_config, _typehints
-    except ImportError:  # pragma: no cover - jsonargparse is a dependency
-        return
-    original = getattr(_typehints, "resolve_class_path_by_name", None)
-    if original is None:  # pragma: no cover - a jsonargparse layout we do not know
-        raise PluginError("This jsonargparse version has no resolve_class_path_by_name; entry-point names "
-                          "cannot be used as class_path (use the class name or import path).")
+    from rlhf_lightning import jsonargparse_hook
 
-    def resolve_class_path_by_name(cls, name):  # same signature as jsonargparse's
-        if isinstance(name, str) and "." not in name:
-            path = resolve_class_path(cls, name)
-            if path is not None:
-                return path
-            resolved = original(cls, name)
-            if "." not in resolved:
-                hint = available_for(cls)
-                if hint:  # a plugin type: say what exists instead of jsonargparse's "expected a dot path"
-                    raise ValueError(f"Unknown plugin {name!r}. {hint}")
-            return resolved
-        return original(cls, name)
-
-    resolve_class_path_by_name.__wrapped__ = original  # type: ignore[attr-defined]
-    _typehints.resolve_class_path_by_name = resolve_class_path_by_name
-    if getattr(_from_config, "resolve_class_path_by_name", None) is original:
-        _from_config.resolve_class_path_by_name = resolve_class_path_by_name
+    jsonargparse_hook.install(resolve_class_path, available_for)
     _State.hook_installed = True
