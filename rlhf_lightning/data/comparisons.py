@@ -13,6 +13,7 @@ Every supported layout is normalised to one record, a *comparison*::
 | ``scored`` | ``prompt``, ``response``, ``score`` | pointwise, K = 1 |
 | ``binary`` | ``prompt``, ``response``, ``label`` (true/false, 1/0: good/bad) | pointwise, K = 1, score 1.0 / 0.0 |
 | ``ultrafeedback`` | ``instruction``, ``completions`` (``openbmb/UltraFeedback``: ``response`` + ``overall_score``) | K-wise ranking with scores |
+| ``tldr`` | ``info``, ``summaries``, ``choice`` (``openai/summarize_from_feedback`` comparisons) | K = 2, prompt ``SUBREDDIT: ... TL;DR:`` |
 | ``oasst`` | OpenAssistant message rows (``message_id``, ``parent_id``, ``role``, ``text``, ``rank``) | K-wise rankings of sibling replies (the data module flattens the trees) |
 
 An optional ``margin`` column (pairwise) is carried along (TRL's reward-margin convention), and so are
@@ -35,6 +36,7 @@ from rlhf_lightning.errors import ConfigError, DataError
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "oasst": public.OASST_COLUMNS,
     "ultrafeedback": ("instruction", "completions"),
+    "tldr": ("info", "summaries", "choice"),
     "ranking": ("prompt", "responses"),
     "pairwise": ("prompt", "chosen", "rejected"),
     "implicit_pairwise": ("chosen", "rejected"),
@@ -170,6 +172,8 @@ def to_comparison(row: Mapping, fmt: str, *, source: str, index: int) -> dict[st
         ranked = public.ultrafeedback_ranking(row, source=source, index=index)
         return None if ranked is None else {**ranked, "margin": None}
     scores = public.pair_scores(row, where)
+    if fmt == "tldr":
+        row, fmt = public.tldr_pair(row, source=source, index=index), "pairwise"
     if fmt == "pairwise":
         prompt = _prompt(row, where)
         stripped = public.strip_repeated_prompt(prompt, row.get("chosen"), row.get("rejected"), where)

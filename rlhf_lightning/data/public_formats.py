@@ -10,6 +10,7 @@ Pure functions on one row (or one column list); :mod:`~rlhf_lightning.data.forma
 | OpenAssistant message rows (``oasst1``/``oasst2``) | ``message_id``, ``parent_id``, ``role``, ``text`` | flattened by :mod:`~rlhf_lightning.data.oasst` (never plain text) |
 | UltraFeedback binarized (``HuggingFaceH4/ultrafeedback_binarized``) | ``prompt`` + ``chosen``/``rejected`` whole conversations | the repeated prompt turns stripped: conversational pairwise |
 | UltraFeedback with scores (``openbmb/UltraFeedback``) | ``instruction``, ``completions``: ``[{"response", "overall_score", ...}]`` | ranking with scores |
+| TL;DR comparisons (``openai/summarize_from_feedback``, ``comparisons``) | ``info`` (``subreddit``, ``title``, ``post``; or ``article``), ``summaries``: ``[{"text"}, {"text"}]``, ``choice`` | pairwise; prompt in TRL's ``tldr-preference`` layout |
 """
 
 from __future__ import annotations
@@ -169,3 +170,27 @@ def ultrafeedback_ranking(row: Mapping, *, source: str, index: int) -> dict | No
         return None
     ranked = sorted(best.items(), key=lambda kv: -kv[0])
     return {"prompt": prompt, "responses": [r for _, r in ranked], "scores": [s for s, _ in ranked]}
+
+
+def tldr_prompt(info: Mapping) -> str:
+    """The post as TRL's ``trl-lib/tldr-preference`` writes it (a CNN/DM article: the article, then ``TL;DR:``)."""
+    if info.get("post"):
+        return f"SUBREDDIT: r/{info.get('subreddit') or ''}\n\nTITLE: {info.get('title') or ''}\n\nPOST: {info['post']}\n\nTL;DR:"
+    return f"{info['article']}\n\nTL;DR:"
+
+
+def tldr_pair(row: Mapping, *, source: str, index: int) -> dict:
+    """An ``openai/summarize_from_feedback`` comparison as ``{prompt, chosen, rejected}`` (chosen = ``choice``)."""
+    where = _where(source, index)
+    info = row.get("info")
+    if not isinstance(info, Mapping) or not any(isinstance(info.get(k), str) and info[k].strip()
+                                                for k in ("post", "article")):
+        raise DataError(f"{where}: field 'info' must hold the text to summarise ('post' or 'article')")
+    summaries, choice = row.get("summaries"), row.get("choice")
+    if not isinstance(summaries, list) or len(summaries) != 2 or not all(
+            isinstance(x, Mapping) and isinstance(x.get("text"), str) for x in summaries):
+        raise DataError(f"{where}: field 'summaries' must be two {{text, ...}} summaries")
+    if choice not in (0, 1) or isinstance(choice, bool):
+        raise DataError(f"{where}: field 'choice' must be 0 or 1 (the preferred summary), got {choice!r}")
+    return {"prompt": tldr_prompt(info), "chosen": summaries[choice]["text"],
+            "rejected": summaries[1 - choice]["text"]}

@@ -23,7 +23,7 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
         train, val: sources (a path or hub id, or a mapping with ``path``, ``split``, ``format``,
             ``columns``, ``subset``, ``revision``). Formats (detected from the columns or declared):
             ``pairwise``, ``implicit_pairwise``, ``ranking``, ``scored``, ``binary``,
-            ``ultrafeedback``, ``oasst`` (message trees: rankings of sibling replies) — see
+            ``ultrafeedback``, ``tldr``, ``oasst`` (message trees: rankings of sibling replies) — see
             :mod:`rlhf_lightning.data.comparisons`.
         val_fraction: hold out part of ``train`` when ``val`` is empty.
         predict: prompt rows (``prompt`` or ``messages``) for ``rlhf-lightning predict``, as
@@ -99,7 +99,7 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
                 from rlhf_lightning.data.oasst import oasst_rankings
 
                 table, fmt = datasets.Dataset.from_list(oasst_rankings(table, source=src.path)), "ranking"
-            if hp.pairwise_only and fmt not in ("pairwise", "implicit_pairwise"):
+            if hp.pairwise_only and fmt not in ("pairwise", "implicit_pairwise", "tldr"):
                 raise ConfigError(f"{src.path}: format {fmt!r} is not pairwise; this stage trains on "
                                   f"prompt/chosen/rejected pairs")
             splits = dict(zip((role, "val"), split_validation(table, holdout, hp.seed))) if holdout else {role: table}

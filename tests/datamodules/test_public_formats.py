@@ -238,3 +238,20 @@ def test_anthropic_hh(tmp_path, tiny_tokenizer_dir, tok):
         text, trained = split(tok, response)
         assert trained.startswith(answer) and prompt in text[: len(text) - len(trained)]
         assert answer not in text[: len(text) - len(trained)]
+
+
+def test_tldr_summarisation_comparisons(tmp_path, tiny_tokenizer_dir, tok):
+    row = {  # openai/summarize_from_feedback, "comparisons"
+        "info": {"id": "t3_1", "post": "The earth pulls the moon.", "title": "Explain gravity", "subreddit": "askscience",
+                 "site": None, "article": None},
+        "summaries": [{"text": " I do not know.", "policy": "sup2", "note": None},
+                      {"text": " Gravity pulls objects.", "policy": "ppo_xl", "note": "good"}],
+        "choice": 1, "worker": "w1", "batch": "batch3", "split": "train", "extra": {"confidence": 8},
+    }
+    (comp,) = comparisons(write_jsonl(tmp_path / "tldr.jsonl", [row]), tiny_tokenizer_dir, pairwise_only=True)
+    prompt = "SUBREDDIT: r/askscience\n\nTITLE: Explain gravity\n\nPOST: The earth pulls the moon.\n\nTL;DR:"
+    for response, summary in zip(comp["responses"], [" Gravity pulls objects.", " I do not know."]):  # chosen first
+        text, trained = split(tok, response)
+        assert trained.startswith(summary) and prompt in text[: len(text) - len(trained)]
+    with pytest.raises(DataError, match=r"t\.jsonl row index 0: field 'choice' must be 0 or 1"):
+        comparisons(write_jsonl(tmp_path / "t.jsonl", [{**row, "choice": 2}]), tiny_tokenizer_dir)
