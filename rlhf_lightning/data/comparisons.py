@@ -13,6 +13,7 @@ Every supported layout is normalised to one record, a *comparison*::
 | ``scored`` | ``prompt``, ``response``, ``score`` | pointwise, K = 1 |
 | ``binary`` | ``prompt``, ``response``, ``label`` (true/false, 1/0: good/bad) | pointwise, K = 1, score 1.0 / 0.0 |
 | ``ultrafeedback`` | ``instruction``, ``completions`` (``openbmb/UltraFeedback``: ``response`` + ``overall_score``) | K-wise ranking with scores |
+| ``sharegpt`` / ``alpaca`` | LLaMA-Factory preference rows: ``conversations`` or ``instruction`` (+ ``input``), with ``chosen``, ``rejected`` | K = 2 |
 | ``tldr`` | ``info``, ``summaries``, ``choice`` (``openai/summarize_from_feedback`` comparisons) | K = 2, prompt ``SUBREDDIT: ... TL;DR:`` |
 | ``oasst`` | OpenAssistant message rows (``message_id``, ``parent_id``, ``role``, ``text``, ``rank``) | K-wise rankings of sibling replies (the data module flattens the trees) |
 
@@ -39,11 +40,14 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "tldr": ("info", "summaries", "choice"),
     "ranking": ("prompt", "responses"),
     "pairwise": ("prompt", "chosen", "rejected"),
+    "sharegpt": ("conversations", "chosen", "rejected"),
+    "alpaca": ("instruction", "chosen", "rejected"),
     "implicit_pairwise": ("chosen", "rejected"),
     "scored": ("prompt", "response", "score"),
     "binary": ("prompt", "response", "label"),
 }
 COMPARISON_FORMATS: tuple[str, ...] = tuple(REQUIRED_COLUMNS)
+PAIRWISE_FORMATS: tuple[str, ...] = ("pairwise", "implicit_pairwise", "tldr", "sharegpt", "alpaca")
 ASSISTANT_MARKERS = ("\n\nAssistant:", "\nAssistant:", "Assistant:")
 
 
@@ -172,8 +176,8 @@ def to_comparison(row: Mapping, fmt: str, *, source: str, index: int) -> dict[st
         ranked = public.ultrafeedback_ranking(row, source=source, index=index)
         return None if ranked is None else {**ranked, "margin": None}
     scores = public.pair_scores(row, where)
-    if fmt == "tldr":
-        row, fmt = public.tldr_pair(row, source=source, index=index), "pairwise"
+    if fmt in ("tldr", "sharegpt", "alpaca"):
+        row, fmt = public.pairwise_row(row, fmt, source=source, index=index), "pairwise"
     if fmt == "pairwise":
         prompt = _prompt(row, where)
         stripped = public.strip_repeated_prompt(prompt, row.get("chosen"), row.get("rejected"), where)

@@ -10,6 +10,7 @@ Pure functions on one row (or one column list); :mod:`~rlhf_lightning.data.forma
 | OpenAssistant message rows (``oasst1``/``oasst2``) | ``message_id``, ``parent_id``, ``role``, ``text`` | flattened by :mod:`~rlhf_lightning.data.oasst` (never plain text) |
 | UltraFeedback binarized (``HuggingFaceH4/ultrafeedback_binarized``) | ``prompt`` + ``chosen``/``rejected`` whole conversations | the repeated prompt turns stripped: conversational pairwise |
 | UltraFeedback with scores (``openbmb/UltraFeedback``) | ``instruction``, ``completions``: ``[{"response", "overall_score", ...}]`` | ranking with scores |
+| LLaMA-Factory preference rows | ``conversations`` + ``chosen``/``rejected`` as ``{"from", "value"}``; or ``instruction`` (+ ``input``) + ``chosen``/``rejected`` | pairwise |
 | TL;DR comparisons (``openai/summarize_from_feedback``, ``comparisons``) | ``info`` (``subreddit``, ``title``, ``post``; or ``article``), ``summaries``: ``[{"text"}, {"text"}]``, ``choice`` | pairwise; prompt in TRL's ``tldr-preference`` layout |
 """
 
@@ -194,3 +195,36 @@ def tldr_pair(row: Mapping, *, source: str, index: int) -> dict:
         raise DataError(f"{where}: field 'choice' must be 0 or 1 (the preferred summary), got {choice!r}")
     return {"prompt": tldr_prompt(info), "chosen": summaries[choice]["text"],
             "rejected": summaries[1 - choice]["text"]}
+
+
+def _sharegpt_reply(row: Mapping, field: str, where: str) -> list[dict]:
+    reply = row.get(field)
+    if not isinstance(reply, Mapping) or not isinstance(reply.get("value"), str):
+        raise DataError(f"{where}: field {field!r} must be a {{from, value}} reply, got {reply!r:.60}")
+    role = SHAREGPT_ROLES.get(str(reply.get("from", "gpt")).strip().lower())
+    if role != "assistant":
+        raise DataError(f"{where}: field {field!r} has from={reply.get('from')!r}; a reply is from gpt or assistant")
+    return [{"role": "assistant", "content": reply["value"]}]
+
+
+def pairwise_row(row: Mapping, fmt: str, *, source: str, index: int) -> dict:
+    """A ``tldr``, ``sharegpt`` or ``alpaca`` preference row as a ``pairwise`` row ``{prompt, chosen, rejected}``."""
+    where = _where(source, index)
+    if fmt == "tldr":
+        return tldr_pair(row, source=source, index=index)
+    if fmt == "sharegpt":
+        prompt = sharegpt_messages(row, source=source, index=index)
+        if prompt[-1]["role"] != "user":
+            raise DataError(f"{where}: field 'conversations' must end with a human turn (the prompt of chosen "
+                            f"and rejected), got a {prompt[-1]['role']} turn")
+        return {"prompt": prompt, "chosen": _sharegpt_reply(row, "chosen", where),
+                "rejected": _sharegpt_reply(row, "rejected", where)}
+    if fmt == "alpaca":
+        extra = row.get("input")
+        if extra is not None and not isinstance(extra, str):
+            raise DataError(f"{where}: field 'input' must be a string or empty, got {type(extra).__name__}")
+        prompt = row.get("instruction")
+        if isinstance(prompt, str) and extra:
+            prompt = f"{prompt}\n\n{extra}"
+        return {"prompt": prompt, "chosen": row.get("chosen"), "rejected": row.get("rejected")}
+    raise ValueError(f"not a pairwise shape: {fmt!r}")

@@ -23,7 +23,8 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
         train, val: sources (a path or hub id, or a mapping with ``path``, ``split``, ``format``,
             ``columns``, ``subset``, ``revision``). Formats (detected from the columns or declared):
             ``pairwise``, ``implicit_pairwise``, ``ranking``, ``scored``, ``binary``,
-            ``ultrafeedback``, ``tldr``, ``oasst`` (message trees: rankings of sibling replies) — see
+            ``ultrafeedback``, ``tldr``, ``sharegpt`` and ``alpaca`` (LLaMA-Factory preference rows),
+            ``oasst`` (message trees: rankings of sibling replies) — see
             :mod:`rlhf_lightning.data.comparisons`.
         val_fraction: hold out part of ``train`` when ``val`` is empty.
         predict: prompt rows (``prompt`` or ``messages``) for ``rlhf-lightning predict``, as
@@ -81,6 +82,7 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
     def _encode(self, sources: list[DataSource], role: str, *, holdout: float = 0.0):
         from rlhf_lightning.data.comparison_batches import encode_comparisons
         from rlhf_lightning.data.comparisons import (
+            PAIRWISE_FORMATS,
             check_comparison_format,
             detect_comparison_format,
             to_comparison,
@@ -99,7 +101,7 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
                 from rlhf_lightning.data.oasst import oasst_rankings
 
                 table, fmt = datasets.Dataset.from_list(oasst_rankings(table, source=src.path)), "ranking"
-            if hp.pairwise_only and fmt not in ("pairwise", "implicit_pairwise", "tldr"):
+            if hp.pairwise_only and fmt not in PAIRWISE_FORMATS:
                 raise ConfigError(f"{src.path}: format {fmt!r} is not pairwise; this stage trains on "
                                   f"prompt/chosen/rejected pairs")
             splits = dict(zip((role, "val"), split_validation(table, holdout, hp.seed))) if holdout else {role: table}

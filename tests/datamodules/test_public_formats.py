@@ -255,3 +255,34 @@ def test_tldr_summarisation_comparisons(tmp_path, tiny_tokenizer_dir, tok):
         assert trained.startswith(summary) and prompt in text[: len(text) - len(trained)]
     with pytest.raises(DataError, match=r"t\.jsonl row index 0: field 'choice' must be 0 or 1"):
         comparisons(write_jsonl(tmp_path / "t.jsonl", [{**row, "choice": 2}]), tiny_tokenizer_dir)
+
+
+LLAMA_FACTORY_PREFERENCES = {
+    "sharegpt": {"conversations": [{"from": "system", "value": "Be brief."}, {"from": "human", "value": "Explain gravity."}],
+                 "chosen": {"from": "gpt", "value": "Gravity pulls objects toward each other."},
+                 "rejected": {"from": "gpt", "value": "I do not know."}},
+    "alpaca": {"instruction": "Explain gravity.", "input": "", "chosen": "Gravity pulls objects toward each other.",
+               "rejected": "I do not know."},
+}
+
+
+@pytest.mark.parametrize("shape", ["sharegpt", "alpaca"])
+def test_llama_factory_preference_rows(tmp_path, tiny_tokenizer_dir, tok, shape):
+    """Before: sharegpt replies ({from, value}) were refused, alpaca rows read as implicit pairs ('share no prompt')."""
+    row = LLAMA_FACTORY_PREFERENCES[shape]
+    (comp,) = comparisons(write_jsonl(tmp_path / "lf.jsonl", [row]), tiny_tokenizer_dir, pairwise_only=True)
+    head = "<s>" + turn("system", "Be brief.") + turn("user", "Explain gravity.") + "<|im_start|>assistant\n"
+    for response, answer in zip(comp["responses"], ["Gravity pulls objects toward each other.", "I do not know."]):
+        text, trained = split(tok, response)
+        assert trained.startswith(answer)
+        if shape == "sharegpt":  # conversational: the chat template renders it
+            assert text == head + trained
+        else:  # a plain-string prompt (whether it is templated is the tokenization policy's call)
+            assert "Explain gravity." in text[: len(text) - len(trained)]
+
+
+def test_llama_factory_sharegpt_preference_needs_a_human_turn_last(tmp_path, tiny_tokenizer_dir):
+    row = {**LLAMA_FACTORY_PREFERENCES["sharegpt"], "conversations": [{"from": "human", "value": "hi"},
+                                                                      {"from": "gpt", "value": "hello"}]}
+    with pytest.raises(DataError, match=r"lf\.jsonl row index 0: field 'conversations' must end with a human turn"):
+        comparisons(write_jsonl(tmp_path / "lf.jsonl", [row]), tiny_tokenizer_dir)
