@@ -26,10 +26,10 @@ class InvalidOption(ConfigError, ValueError):
     ``option`` and ``value`` to name the full config path (``model.init_args.loss.init_args.beta``). Also a
     ``ValueError``, which these checks raised before."""
 
-    def __init__(self, owner: object, option: str, rule: str, value: object) -> None:
+    def __init__(self, owner: object, option: str, rule: str, value: object, message: str | None = None) -> None:
         self.owner = owner if owner is None or isinstance(owner, type) else type(owner)
         self.option, self.rule, self.value = option, rule, value
-        super().__init__(f"{option}: {rule}, got {value!r}")
+        super().__init__(message or f"{option}: {rule}, got {value!r}")
 
 
 class DataError(RLHFError):

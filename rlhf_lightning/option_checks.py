@@ -12,10 +12,11 @@ from typing import Optional
 from rlhf_lightning.errors import InvalidOption
 
 
-def require(owner: object, option: str, ok: bool, rule: str, value: object) -> None:
-    """Raise ``InvalidOption(owner, option, rule, value)`` unless ``ok``."""
+def require(owner: object, option: str, ok: bool, rule: str, value: object, message: Optional[str] = None) -> None:
+    """Raise ``InvalidOption(owner, option, rule, value, message)`` unless ``ok`` (``message``: the text
+    outside the CLI, where it differs from ``"<option>: <rule>, got <value>"``)."""
     if not ok:
-        raise InvalidOption(owner, option, rule, value)
+        raise InvalidOption(owner, option, rule, value, message)
 
 
 def _number(value: object) -> bool:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from rlhf_lightning.constraints.base import ConstraintChecker
 from rlhf_lightning.errors import ConfigError
+from rlhf_lightning.option_checks import require
 from rlhf_lightning.rewards.rules import compile_flags, compile_pattern, text_length
 
 
@@ -20,8 +21,8 @@ class MaxLengthConstraint(ConstraintChecker):
     def __init__(self, max_length: int = 256, unit: Literal["words", "chars"] = "words",
                  threshold: float = 0.0) -> None:
         super().__init__(threshold=threshold)
-        if max_length < 0:
-            raise ConfigError(f"max_length constraint: max_length must be >= 0, got {max_length}")
+        require(self, "max_length", max_length >= 0, "must be >= 0", max_length,
+                f"max_length constraint: max_length must be >= 0, got {max_length}")
         self.max_length = int(max_length)
         self.unit = unit
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rlhf_lightning.losses.base import RewardLoss
+from rlhf_lightning.option_checks import non_negative, require
 
 __all__ = [
     "pairwise_logistic_loss", "ranking_pairs", "kwise_ranking_loss", "plackett_luce_loss", "pointwise_mse_loss",
@@ -182,6 +183,7 @@ class PairwiseLoss(RewardLoss):
 
     def __init__(self, use_margins: bool = True, center_rewards_coefficient: float | None = None) -> None:
         super().__init__()
+        non_negative(self, "center_rewards_coefficient", center_rewards_coefficient, optional=True)
         self.use_margins = use_margins
         self.center_rewards_coefficient = center_rewards_coefficient
 
@@ -210,6 +212,7 @@ class KWiseRankingLoss(RewardLoss):
     def __init__(self, use_margins: bool = True, center_rewards_coefficient: float | None = None,
                  skip_ties: bool = True) -> None:
         super().__init__()
+        non_negative(self, "center_rewards_coefficient", center_rewards_coefficient, optional=True)
         self.use_margins = use_margins
         self.center_rewards_coefficient = center_rewards_coefficient
         self.skip_ties = skip_ties
@@ -259,8 +262,8 @@ class MSELoss(RewardLoss):
 
     def __init__(self, scale: float = 1.0) -> None:
         super().__init__()
-        if not math.isfinite(scale) or scale == 0:
-            raise ValueError(f"scale must be finite and non-zero, got {scale}")
+        require(self, "scale", isinstance(scale, (int, float)) and math.isfinite(scale) and scale != 0,
+                "must be finite and non-zero", scale)
         self.scale = scale
 
     def __call__(self, rewards, mask=None, labels=None, margins=None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rlhf_lightning.errors import ConfigError
+from rlhf_lightning.option_checks import require
 from rlhf_lightning.plugin_output import checked_scores
 from rlhf_lightning.rewards.base import RewardFunction
 
@@ -41,8 +42,9 @@ class WeightedSum(RewardFunction):
         super().__init__()
         if not rewards:
             raise ConfigError("weighted_sum needs at least one reward")
-        if weights is not None and len(weights) != len(rewards):
-            raise ConfigError(f"weighted_sum: {len(rewards)} rewards but {len(weights)} weights")
+        require(self, "weights", weights is None or len(weights) == len(rewards),
+                f"must give one weight per reward ({len(rewards)})", weights,
+                f"weighted_sum: {len(rewards)} rewards but {len(weights or [])} weights")
         self.rewards = list(rewards)
         self.weights = [float(w) for w in weights] if weights is not None else [1.0] * len(rewards)
         self.names = component_names(self.rewards, names)

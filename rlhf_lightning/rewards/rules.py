@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from rlhf_lightning.errors import ConfigError
+from rlhf_lightning.option_checks import require
 from rlhf_lightning.rewards.base import RewardFunction
 
 Unit = Literal["words", "chars"]
@@ -53,12 +54,10 @@ class LengthReward(RewardFunction):
     def __init__(self, target: int = 100, scale: float | None = None, unit: Unit = "words",
                  one_sided: bool = False) -> None:
         super().__init__()
-        if target <= 0:
-            raise ConfigError(f"length reward: target must be > 0, got {target}")
+        require(self, "target", target > 0, "must be > 0", target, f"length reward: target must be > 0, got {target}")
         self.target = int(target)
         self.scale = float(scale if scale is not None else target)
-        if self.scale <= 0:
-            raise ConfigError(f"length reward: scale must be > 0, got {scale}")
+        require(self, "scale", self.scale > 0, "must be > 0", scale, f"length reward: scale must be > 0, got {scale}")
         self.unit = unit
         self.one_sided = one_sided
 
