@@ -71,6 +71,8 @@ def sharegpt_messages(row: Mapping, *, source: str, index: int) -> list[dict]:
     if system and system.strip():
         messages.append({"role": "system", "content": system})
     for j, turn in enumerate(turns):
+        if isinstance(turn, Mapping) and "from" not in turn and {"role", "content"} <= set(turn):
+            turn = {"from": turn["role"], "value": turn["content"]}  # a conversations column in OpenAI layout
         if not isinstance(turn, Mapping) or "from" not in turn or "value" not in turn:
             raise DataError(f"{where}: conversations[{j}] must be a dict with 'from' and 'value', got "
                             f"{turn!r:.80}")

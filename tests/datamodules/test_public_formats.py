@@ -82,6 +82,13 @@ def test_sharegpt(tmp_path, tiny_tokenizer_dir, tok):
     assert trained == "春风拂面<|im_end|>\n"
 
 
+def test_conversations_in_openai_layout(tmp_path, tiny_tokenizer_dir, tok):
+    row = {"conversations": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hello world"}]}
+    (encoded,) = sft_rows(write_jsonl(tmp_path / "c.jsonl", [row]), tiny_tokenizer_dir)
+    assert split(tok, encoded) == ("<s>" + turn("user", "hello") + turn("assistant", "hello world"),
+                                   "hello world<|im_end|>\n")
+
+
 def test_sharegpt_unknown_sender_names_file_row_and_value(tmp_path, tiny_tokenizer_dir):
     bad = [SHAREGPT[0], {"conversations": [{"from": "human", "value": "hi"}, {"from": "bot", "value": "hello"}]}]
     path = write_jsonl(tmp_path / "sg.jsonl", bad)
@@ -145,6 +152,19 @@ def test_ambiguous_columns_are_an_error_and_format_chooses(tmp_path, tiny_tokeni
     assert trained == "hello world<|im_end|>\n"
     text, trained = split(tok, sft_rows(path, tiny_tokenizer_dir, format="text")[0])
     assert text == "<s>user hello assistant hello world</s>" and trained == text[len("<s>"):]
+
+
+def test_tatsu_alpaca_with_its_rendered_text_column_needs_a_declared_format(tmp_path, tiny_tokenizer_dir, tok):
+    row = {"instruction": "Explain gravity.", "input": "", "output": "Gravity pulls objects toward each other.",
+           "text": "Below is an instruction that describes a task. ### Instruction: Explain gravity. ### Response: "
+                   "Gravity pulls objects toward each other."}  # tatsu-lab/alpaca
+    path = write_jsonl(tmp_path / "alpaca.jsonl", [row])
+    with pytest.raises(DataError, match=r"match several formats: alpaca \(needs instruction, output\), text"):
+        sft_rows(path, tiny_tokenizer_dir)
+    (encoded,) = sft_rows(path, tiny_tokenizer_dir, format="alpaca")
+    assert split(tok, encoded) == ("<s>" + turn("user", "Explain gravity.")
+                                   + turn("assistant", "Gravity pulls objects toward each other."),
+                                   "Gravity pulls objects toward each other.<|im_end|>\n")
 
 
 # -- comparisons -----------------------------------------------------------------------------------
