@@ -16,7 +16,8 @@ class DataSource:
         path: file path or hub id.
         split: the split to read (hub datasets; local files are one ``train`` split).
         format: declared format (``text``, ``prompt_response``, ``prompt_completion``, ``alpaca``,
-            ``messages``, or a stage-specific one); detected from the columns when omitted.
+            ``dolly``, ``messages``, ``sharegpt``, ``oasst``, or a stage-specific one); detected from
+            the columns when omitted, and required where the columns fit several formats.
         columns: renames ``{column_in_file: column_we_expect}``, e.g. ``{question: prompt}``.
         subset: hub dataset configuration name.
         revision: hub revision.
