@@ -16,7 +16,7 @@ Pure functions on one row (or one column list); :mod:`~rlhf_lightning.data.forma
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from rlhf_lightning.errors import DataError
@@ -178,7 +178,8 @@ def ultrafeedback_ranking(row: Mapping, *, source: str, index: int) -> dict | No
 def tldr_prompt(info: Mapping) -> str:
     """The post as TRL's ``trl-lib/tldr-preference`` writes it (a CNN/DM article: the article, then ``TL;DR:``)."""
     if info.get("post"):
-        return f"SUBREDDIT: r/{info.get('subreddit') or ''}\n\nTITLE: {info.get('title') or ''}\n\nPOST: {info['post']}\n\nTL;DR:"
+        subreddit, title = info.get("subreddit") or "", info.get("title") or ""
+        return f"SUBREDDIT: r/{subreddit}\n\nTITLE: {title}\n\nPOST: {info['post']}\n\nTL;DR:"
     return f"{info['article']}\n\nTL;DR:"
 
 
