@@ -35,7 +35,12 @@ def _nodes(node: Any, path: str) -> Iterator[tuple[str, Any]]:
 
 
 def _get(node: Any, key: str) -> Any:
-    return node.get(key, _MISSING) if isinstance(node, dict) else getattr(node, key, _MISSING)
+    """``node[key]`` for a dict or Namespace; a dotted ``key`` (``generation.top_k``) walks nested nodes."""
+    for part in key.split("."):
+        node = node.get(part, _MISSING) if isinstance(node, dict) else getattr(node, part, _MISSING)
+        if node is _MISSING:
+            break
+    return node
 
 
 _MISSING = object()

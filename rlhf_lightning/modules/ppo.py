@@ -119,9 +119,9 @@ class PPOModule(LightningModule):
 
             advantage = GAE()
         self.estimator = advantage
-        if advantage.needs_groups and generation.num_return_sequences < 2:
-            raise ConfigError(f"{type(advantage).__name__} compares samples of one prompt: set "
-                              "model.generation.num_return_sequences >= 2")
+        n = generation.num_return_sequences
+        require(self, "generation.num_return_sequences", n >= 2 or not advantage.needs_groups,
+                f"must be >= 2: {type(advantage).__name__} compares samples of one prompt", n)
         self.policy_spec, self.reference_spec, self.critic_spec = policy, reference, critic
         self.kl, self.ppo, self.shaping, self.generation = kl, ppo, shaping, generation
         self.val_generation = val_generation or replace(generation, do_sample=False, num_return_sequences=1)

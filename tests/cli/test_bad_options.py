@@ -49,6 +49,8 @@ BAD_OPTIONS = [
     ("min-over-max-new-tokens", "ppo",
      {f"{M}.generation": {"max_new_tokens": 4, "min_new_tokens": 8, "num_return_sequences": 2}},
      f"{M}.generation.min_new_tokens", "max_new_tokens (4)"),
+    ("grpo-one-sample-per-prompt", "ppo", {f"{M}.generation": {"max_new_tokens": 4, "num_return_sequences": 1}},
+     f"{M}.generation.num_return_sequences", "compares samples of one prompt"),
     ("reward-weights-count", "ppo", {f"{M}.reward_weights": [1.0]}, f"{M}.reward_weights", "one weight per reward"),
     ("lambda-lr", "ppo",
      {f"{M}.constraints": [{"checker": {"class_path": "max_length"}, "mode": "lagrangian", "lambda_lr": 0.0}]},
