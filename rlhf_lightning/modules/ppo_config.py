@@ -135,10 +135,6 @@ class PPOLoopSpec:
         positive(self, "max_grad_norm", self.max_grad_norm, optional=True)
         non_negative(self, "entropy_coef", self.entropy_coef)
 
-    def check(self) -> None:
-        """Kept for callers of the old API: the checks run in ``__post_init__``."""
-        self.__post_init__()
-
 
 @dataclass
 class RewardShapingSpec:
