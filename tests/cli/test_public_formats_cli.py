@@ -31,3 +31,14 @@ def test_ambiguous_file_is_a_user_error_until_the_format_is_declared(tmp_path, t
     assert "Traceback" not in err
     declared = json.dumps({"path": path, "format": "prompt_response"})
     assert main(["fit", "--config", str(cfg), f"--data.init_args.train=[{declared}]"]) == 0
+
+
+def test_dpo_fits_on_ultrafeedback_binarized(tmp_path, tiny_llama_dir):
+    """Before: the run stopped with "the tokenizer's chat template is not prefix-stable" (a wrong cause)."""
+    from tests.cli.test_dpo_cli import dpo_config
+    from tests.datamodules.test_public_formats import ARGILLA_ULTRAFEEDBACK, H4_ULTRAFEEDBACK
+
+    path = write_jsonl(tmp_path / "uf.jsonl", [H4_ULTRAFEEDBACK, ARGILLA_ULTRAFEEDBACK] * 2)
+    cfg = dpo_config(tmp_path, tiny_llama_dir, {"train": path, "val": path}, **{"trainer.max_steps": 2,
+                                                                              "trainer.val_check_interval": 2})
+    assert main(["fit", "--config", str(cfg)]) == 0
