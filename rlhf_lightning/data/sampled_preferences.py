@@ -15,7 +15,8 @@ Output: rows in the layouts the stages read unchanged (:mod:`rlhf_lightning.data
   fine-tuning (Touvron et al. 2023, Llama 2 §3.2.3; Dong et al. 2023, RAFT).
 
 The scores are written as ``chosen_score``/``rejected_score``, not as ``margin`` (which the reward
-loss would add to its target). Identical answers are merged first (a pair of two equal texts teaches nothing). Chat prompts give
+loss would add to its target). Identical answers are merged first (a pair of two equal texts teaches nothing) and empty ones
+dropped. Chat prompts give
 conversational rows (answers as one assistant message), as TRL's conversational layout.
 Pure Python: no torch.
 """
@@ -31,12 +32,13 @@ PairMode = Literal["best_worst", "all"]
 
 def distinct_ranked(answers: Sequence[str], scores: Sequence[float]) -> list[tuple[str, float]]:
     """The distinct answers with their scores, best first (ties keep the order of sampling); an
-    answer drawn twice keeps its first score. Answers with a non-finite score are dropped."""
+    answer drawn twice keeps its first score. Empty answers (the stages' data layers refuse them)
+    and answers with a non-finite score are dropped."""
     if len(answers) != len(scores):
         raise ValueError(f"{len(answers)} answers but {len(scores)} scores")
     seen: dict[str, float] = {}
     for answer, score in zip(answers, scores):
-        if answer not in seen and math.isfinite(score):
+        if answer.strip() and answer not in seen and math.isfinite(score):
             seen[answer] = float(score)
     return sorted(seen.items(), key=lambda item: -item[1])
 

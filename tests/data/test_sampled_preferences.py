@@ -11,11 +11,11 @@ from rlhf_lightning.data.comparisons import detect_comparison_format, to_compari
 from rlhf_lightning.data.formats import detect_format, validate_row
 from rlhf_lightning.data.sampled_preferences import best_of_n_row, distinct_ranked, pair_rows, ranking_row
 
-ANSWERS = ["b", "a", "c", "a", "d"]
-SCORES = [0.5, 2.0, -1.0, 7.0, math.nan]  # the second "a" is a duplicate; "d" has no finite score
+ANSWERS = ["b", "a", "c", "a", "d", " "]
+SCORES = [0.5, 2.0, -1.0, 7.0, math.nan, 9.0]  # the 2nd "a" is a duplicate, "d" has no finite score, " " is empty
 
 
-def test_distinct_ranked_merges_duplicates_drops_nan_and_sorts_best_first():
+def test_distinct_ranked_merges_duplicates_drops_empty_and_nan_and_sorts_best_first():
     assert distinct_ranked(ANSWERS, SCORES) == [("a", 2.0), ("b", 0.5), ("c", -1.0)]
     assert distinct_ranked(["x", "y"], [1.0, 1.0]) == [("x", 1.0), ("y", 1.0)]  # ties keep sampling order
     with pytest.raises(ValueError, match="2 answers but 1 scores"):
