@@ -18,9 +18,11 @@ the SIGKILL (Slurm, Kubernetes) or a user's Ctrl-C so loses everything since the
   stage did not finish. No export is written (the run did not end).
 - With several processes the decision is reduced over all of them at each safe point (one process
   receiving the signal is enough), so every rank saves and stops at the same step.
-- A second signal stops at once, without saving. A signal before training starts (while models
-  load, during the sanity check) stops at once too: there is nothing new to save. A signal in the
-  step that ends training lets the run finish normally.
+- A second signal stops at once, without saving; one arriving within ``REPEAT_WINDOW`` seconds of
+  the first is the same request delivered twice (Ctrl-C reaches every process of the terminal's
+  group, and ``rlhf-lightning pipeline`` forwards it to its step too) and is ignored. A signal
+  before training starts (while models load, during the sanity check) stops at once too: there is
+  nothing new to save. A signal in the step that ends training lets the run finish normally.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from typing import Any, Optional
 
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+REPEAT_WINDOW = 1.0  # seconds: a repeat within it is one request delivered twice, not "stop at once"
 
 
 class TrainingInterrupted(SystemExit):
@@ -51,6 +55,7 @@ class GracefulInterrupt(Callback):
 
     def __init__(self) -> None:
         self.received: Optional[int] = None
+        self._received_at = 0.0
         self._phase = "idle"  # "setup": before training (stop at once); "training": defer; "idle": not ours
         self._original: dict[int, Any] = {}  # the handlers before this callback's
         self._rank_zero = True
@@ -76,13 +81,15 @@ class GracefulInterrupt(Callback):
         name = signal.Signals(signum).name
         if self._phase == "idle":  # left installed by Lightning's restoring its handlers: behave as before
             return _default(signum, frame, self._original.get(signum, signal.SIG_DFL))
+        if self.received is not None and time.monotonic() - self._received_at < REPEAT_WINDOW:
+            return
         if self._phase == "setup" or self.received is not None:
             self._phase = "idle"
             why = "before training started" if self.received is None else "a second time"
             self._say(f"rlhf-lightning: {name} received {why}: stopping at once, no checkpoint saved "
                       f"(exit status {128 + signum})\n")
             raise TrainingInterrupted(signum)
-        self.received = signum
+        self.received, self._received_at = signum, time.monotonic()
         self._say(f"\nrlhf-lightning: {name} received: stopping at the end of this optimizer step, after "
                   f"saving a checkpoint (send it again to stop at once, without saving)\n")
 

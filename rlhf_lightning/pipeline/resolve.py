@@ -96,19 +96,44 @@ def condense_parser_error(message: str) -> str:
     return " ".join(kept) or "invalid config"
 
 
-def describe_resolved(config: dict[str, Any], upstream_keys: list[str]) -> Resolved:
-    """Folders and key of a resolved ``fit`` config; ``upstream_keys`` are its dependencies' keys."""
+def resolve_sample(argv: list[str]) -> dict[str, Any]:
+    """The resolved ``sample`` config (a plain dict) of the command line ``argv`` (after ``sample``),
+    parsed by the command's own parser without instantiating its plugins."""
+    from jsonargparse import ArgumentError
+
+    from rlhf_lightning.commands.sample import build_parser
+
+    try:
+        return build_parser().parse_args(argv).as_dict()
+    except ArgumentError as exc:
+        raise ConfigError(condense_parser_error(str(exc))) from exc
+
+
+def config_key(config: dict[str, Any], upstream_keys: list[str]) -> str:
+    """A hash of a resolved config (without the volatile options) and its dependencies' keys."""
     content = {k: v for k, v in config.items() if k not in _VOLATILE}
     digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode())
     for key in upstream_keys:
         digest.update(key.encode())
+    return digest.hexdigest()[:16]
+
+
+def describe_sample(config: dict[str, Any], upstream_keys: list[str], log_dir: str) -> Resolved:
+    """Folders and key of a resolved ``sample`` config: its output is the step's export, and its
+    log and running state go to ``log_dir`` (never into the output, which is replaced whole)."""
+    return Resolved(key=config_key(config, upstream_keys), run_dir=log_dir, export_dir=str(config["output"]),
+                    last_checkpoint=None)
+
+
+def describe_resolved(config: dict[str, Any], upstream_keys: list[str]) -> Resolved:
+    """Folders and key of a resolved ``fit`` config; ``upstream_keys`` are its dependencies' keys."""
     trainer = config.get("trainer") or {}
     run_dir = str(trainer.get("default_root_dir") or os.getcwd())
     export = config.get("export") or {}
     export_dir = None
     if export.get("enabled", True):
         export_dir = str(export.get("dirpath") or Path(run_dir) / "export")
-    return Resolved(key=digest.hexdigest()[:16], run_dir=run_dir, export_dir=export_dir,
+    return Resolved(key=config_key(config, upstream_keys), run_dir=run_dir, export_dir=export_dir,
                     last_checkpoint=_last_checkpoint(trainer.get("callbacks") or []))
 
 

@@ -9,11 +9,17 @@ goes to ``<run folder>/pipeline.log``. Two small JSON files record where a step 
 - ``<export folder>/pipeline_step.json``: written once the step finished and its export is complete,
   with the step's key. A step whose export holds its current key is done and skipped.
 
-Evaluation steps always run (they take seconds and read whatever the training steps left).
+Sampling steps (``rlhf-lightning sample``: preference data from a policy) are keyed and skipped the
+same way: their output folder is their export, their log goes to
+``<log_dir>/pipeline/<step>/pipeline.log``. Evaluation steps always run (they take seconds and read
+whatever the training steps left). SIGINT / SIGTERM sent to the pipeline are passed on to the
+running step, which saves a checkpoint and stops (exit 128 + signal); the pipeline then stops with the
+same status, and rerunning it resumes that step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -21,14 +27,16 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from rlhf_lightning.atomic_paths import atomic_file
 from rlhf_lightning.errors import ConfigError, RLHFError
-from rlhf_lightning.pipeline.resolve import Resolved, describe_resolved, override_args, resolve_fit
+from rlhf_lightning.pipeline.resolve import (Resolved, describe_resolved, describe_sample, override_args, resolve_fit,
+                                             resolve_sample)
 from rlhf_lightning.pipeline.spec import Step, substitute
 
 STATE_FILE = "pipeline_step.json"
@@ -48,7 +56,7 @@ class Planned:
 
     step: Step
     args: list[str]  # after ``rlhf-lightning``
-    resolved: Optional[Resolved]  # training steps only
+    resolved: Optional[Resolved]  # fit and sample steps; None for evaluation
     action: str  # "skip" (done), "run", "rerun" (done with another config), "resume", "evaluate"
     reason: str = ""
     selected: bool = True
@@ -83,14 +91,18 @@ def plan(steps: list[Step], selected: list[Step], *, force: bool = False,
     for step in steps:
         overrides = substitute(step.set, folders)
         args = [step.command] + [a for c in step.configs for a in ("--config", c)] + override_args(overrides)
-        if step.command != "fit":
+        if step.command == "evaluate":
             planned.append(Planned(step, args, None, "evaluate", selected=step.name in chosen, log_dir=log_dir))
             continue
+        upstream = [keys[d] for d in step.dependencies() if d in keys]
         try:
-            config = resolve_fit(args[1:])
+            if step.command == "sample":
+                log_folder = str(Path(log_dir) / "pipeline" / step.name)
+                resolved = describe_sample(resolve_sample(args[1:]), upstream, log_folder)
+            else:
+                resolved = describe_resolved(resolve_fit(args[1:]), upstream)
         except ConfigError as exc:
             raise ConfigError(f"step {step.name!r} ({' '.join(step.configs)}): {exc}") from exc
-        resolved = describe_resolved(config, [keys[d] for d in step.dependencies() if d in keys])
         if resolved.export_dir is None and any(step.name in s.references() for s in steps):
             raise ConfigError(f"step {step.name!r} has its export disabled, but other steps refer to its export")
         keys[step.name] = resolved.key
@@ -166,21 +178,46 @@ def _die_with_parent() -> None:
         pass
 
 
-def run_step(item: Planned, log_path: Path) -> tuple[int, str]:
-    """Run the step's command with output to ``log_path``; returns (exit status, last stdout line)."""
+@contextlib.contextmanager
+def _forwarding_signals(proc: subprocess.Popen) -> Iterator[list[int]]:
+    """While the step runs, SIGINT / SIGTERM sent to the pipeline are passed on to the step (which
+    saves a checkpoint at its next safe point and stops) and recorded in the yielded list."""
+    received: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        received.append(signum)
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_step(item: Planned, log_path: Path) -> tuple[int, str, Optional[int]]:
+    """Run the step's command with output to ``log_path``; returns (exit status, its stdout for an
+    evaluation step, the signal the pipeline received and passed on to it, if any)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "rlhf_lightning.cli", *item.args]
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} rlhf-lightning {' '.join(item.args)}\n")
         log.flush()
-        if item.resolved is None:  # evaluation: keep its stdout to show the summary
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
-                                  preexec_fn=_die_with_parent)
-            log.write(proc.stdout)
-            return proc.returncode, proc.stdout
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
-        return proc.returncode, ""
+        evaluation = item.resolved is None  # keep its stdout to show the summary
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if evaluation else log,
+                                stderr=log if evaluation else subprocess.STDOUT, text=True, env=env,
+                                preexec_fn=_die_with_parent)
+        with _forwarding_signals(proc) as received:
+            stdout, _ = proc.communicate()
+        if evaluation:
+            log.write(stdout)
+        return proc.returncode, stdout or "", received[0] if received else None
 
 
 def failure_cause(log_path: Path) -> str:
@@ -215,8 +252,13 @@ def execute(planned: list[Planned], echo: Callable[[str], None] = print) -> str:
         if item.resolved:
             _write_json(Path(item.resolved.run_dir) / STATE_FILE,
                         {"step": item.step.name, "key": item.resolved.key, "status": "running", "started": time.time()})
-        status, stdout = run_step(item, log_path)
+        status, stdout, signum = run_step(item, log_path)
         took = time.monotonic() - t0
+        if signum is not None and status != 0:
+            saved = " after saving its checkpoint" if status == 128 + signum else ""
+            raise StepFailed(f"step {item.step.name!r} ({i}/{len(todo)}) stopped by {signal.Signals(signum).name}"
+                             f"{saved} (exit status {status}); rerun the pipeline to continue it\n  log: {log_path}",
+                             128 + signum)
         if status != 0:
             raise StepFailed(f"step {item.step.name!r} ({i}/{len(todo)}) failed with exit status {status}: "
                              f"{failure_cause(log_path)}\n  log: {log_path}", 2 if status == 2 else 1)

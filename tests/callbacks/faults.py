@@ -10,7 +10,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from lightning.pytorch import Callback
@@ -138,14 +138,15 @@ class PauseAtStep(Callback):
     """Once, when the batch after optimizer step ``step`` starts, create the file ``ready`` and wait
     (at most ``timeout`` seconds) until the file ``go`` exists: a test sends the process a signal
     from outside meanwhile, so the signal arrives at a known point (the first micro-batch of step
-    ``step + 1``), whatever the machine's speed."""
+    ``step + 1``), whatever the machine's speed. With ``env``, only when that environment variable is
+    set (the same config then runs through without pausing)."""
 
-    def __init__(self, step: int, ready: str, go: str, timeout: float = 120.0) -> None:
-        self.step, self.ready, self.go, self.timeout = step, ready, go, timeout
+    def __init__(self, step: int, ready: str, go: str, timeout: float = 120.0, env: Optional[str] = None) -> None:
+        self.step, self.ready, self.go, self.timeout, self.env = step, ready, go, timeout, env
         self.done = False
 
     def on_train_batch_start(self, trainer, pl_module, batch: Any, batch_idx: int) -> None:
-        if self.done or trainer.global_step != self.step:
+        if self.done or trainer.global_step != self.step or (self.env and not os.environ.get(self.env)):
             return
         self.done = True
         Path(self.ready).touch()

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,75 @@ def test_a_step_config_the_parser_refuses_is_reported_before_anything_runs(tmp_p
     status, out, err = run(pipeline, capsys)
     assert status == 2 and "step 'tuned'" in err and "no_such_option" in err, err
     assert not (tmp_path / "runs/base/export").exists()
+
+
+def test_a_sample_step_feeds_a_later_step_and_is_skipped_until_its_config_changes(tmp_path, tiny_llama_dir,
+                                                                                  sft_files, capsys):
+    """base (SFT) -> samples (rlhf-lightning sample from base's export) -> tuned (SFT on the best-of-N rows)."""
+    pipeline = make_pipeline(tmp_path, tiny_llama_dir, sft_files)
+    doc = yaml.safe_load(pipeline.read_text(encoding="utf-8"))
+    sample_config = tmp_path / "sample.yaml"
+    sample_config.write_text(yaml.safe_dump({
+        "policy": str(tiny_llama_dir), "prompts": str(sft_files["prompts"]), "samples_per_prompt": 3, "seed": 0,
+        "generation": {"max_new_tokens": 6, "do_sample": True}, "max_prompt_length": 32,
+        "rewards": [{"class_path": "length", "init_args": {"target": 10, "unit": "chars"}}],
+        "output": str(tmp_path / "runs/samples")}), encoding="utf-8")
+    doc["steps"].insert(1, {"name": "samples", "command": "sample", "config": str(sample_config),
+                            "set": {"policy": "${base.export}"}})
+    doc["steps"][2]["set"]["data.init_args.train"] = "${samples.export}/best_of_n.jsonl"
+    pipeline.write_text(yaml.safe_dump(doc), encoding="utf-8")
+
+    status, out, err = run(pipeline, capsys)
+    assert status == 0, out + err
+    assert "[2/3] samples: running; log " + str(tmp_path / "runs/pipeline/samples/pipeline.log") in out
+    samples = tmp_path / "runs/samples"
+    assert (samples / "best_of_n.jsonl").is_file() and (samples / "pipeline_step.json").is_file()
+    assert "best_of_n.jsonl" in (tmp_path / "runs/tuned/pipeline.log").read_text(encoding="utf-8")
+    stamp = (samples / "samples.jsonl").stat().st_mtime_ns
+
+    status, out, _ = run(pipeline, capsys)
+    assert status == 0 and "[2/3] samples: done" in out and "[3/3] tuned: done" in out, out
+
+    doc["steps"][1]["set"]["seed"] = 1  # another sampling stream: samples and tuned rerun, base stays done
+    pipeline.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    status, out, _ = run(pipeline, capsys)
+    assert status == 0 and "[1/3] base: done" in out, out
+    assert "[2/3] samples: rerunning" in out and "[3/3] tuned: rerunning" in out, out
+    assert (samples / "samples.jsonl").stat().st_mtime_ns != stamp
+
+
+def test_sigterm_to_the_pipeline_saves_the_running_step_and_the_rerun_resumes_it(tmp_path, tiny_llama_dir,
+                                                                                   sft_files):
+    """SIGTERM sent to the pipeline process alone (as a job scheduler or `kill PID` does) reaches the
+    running step, which finishes its optimizer step, saves last.ckpt and stops; the pipeline exits 143
+    naming the step, and the rerun resumes that step from the checkpoint."""
+    ready, go = tmp_path / "paused", tmp_path / "go"
+    pause = {"class_path": "tests.callbacks.faults.PauseAtStep",
+             "init_args": {"step": 2, "ready": str(ready), "go": str(go), "env": "RLHF_TEST_PAUSE"}}
+    pipeline = make_pipeline(tmp_path, tiny_llama_dir, sft_files, tuned_callbacks=[pause])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "rlhf_lightning.cli", "pipeline", "--config", str(pipeline)]
+    proc = subprocess.Popen(cmd, env={**env, "RLHF_TEST_PAUSE": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), proc.communicate()
+        proc.send_signal(signal.SIGTERM)  # the pipeline process only, not its group
+        time.sleep(0.3)
+        go.touch()
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    tuned = tmp_path / "runs/tuned"
+    assert proc.returncode == 143, out + err
+    assert "step 'tuned' (2/2) stopped by SIGTERM after saving its checkpoint" in err and "Traceback" not in err, err
+    assert (tuned / "checkpoints/last.ckpt").is_file() and not (tuned / "export").exists()
+    assert torch.load(tuned / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 3
+
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"tuned: resuming from {tuned / 'checkpoints/last.ckpt'}" in res.stdout, res.stdout
+    assert (tuned / "export/pipeline_step.json").is_file()

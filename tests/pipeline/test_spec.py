@@ -53,12 +53,19 @@ def test_substitute_replaces_every_reference_inside_nested_values():
     ([step("a", command="train")], "command must be one of"),
     ([step("a", extra=1)], "unknown key(s) ['extra']"),
     ([step("a b")], "'name' must be a word"),
-    ([step("e", command="evaluate"), step("f", set={"x": "${e.export}"})], "not a training (fit) step"),
+    ([step("e", command="evaluate"), step("f", set={"x": "${e.export}"})],
+     "whose command is 'evaluate' (only fit and sample steps have folders)"),
 ])
 def test_bad_pipelines_name_the_cause(tmp_path, steps, message):
     with pytest.raises(ConfigError) as err:
         load_pipeline(write(tmp_path, steps))
     assert message in str(err.value)
+
+
+def test_a_sample_steps_output_folder_may_be_referred_to(tmp_path):
+    steps = load_pipeline(write(tmp_path, [step("f", set={"x": "${s.export}/pairs.jsonl"}),
+                                           step("s", command="sample")])).steps
+    assert [(s.name, s.command) for s in steps] == [("s", "sample"), ("f", "fit")]
 
 
 def test_missing_file_and_bad_top_level(tmp_path):
