@@ -6,6 +6,7 @@ Stage configs are parsed on their own; presets under ``configs/strategies`` and
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -55,12 +56,10 @@ def test_config_parses_and_instantiates(path, monkeypatch):
         steps = load_pipeline(path).steps
         assert [p.step.name for p in plan(steps, steps)] == [s.name for s in steps]
         return
-    if _command(text) == "evaluate":  # parsed and its plugins instantiated; no model is loaded
-        from rlhf_lightning.commands.evaluate import build_parser
-
-        parser = build_parser()
+    if _command(text) in ("evaluate", "sample"):  # parsed and its plugins instantiated; no model is loaded
+        parser = importlib.import_module(f"rlhf_lightning.commands.{_command(text)}").build_parser()
         init = parser.instantiate(parser.parse_args(["--config", str(path)]))
-        assert init.policies and init.baseline in init.policies
+        assert init.rewards and (_command(text) == "sample" or init.baseline in init.policies)
         return
     gpu_only = "gpu-only" in text[:400].lower()
     args = ["--config", str(BASE), "--config", str(path)] if _is_preset(path) else ["--config", str(path)]
@@ -77,13 +76,15 @@ def test_config_parses_and_instantiates(path, monkeypatch):
 
 
 def test_demo_pipeline_names_the_stages_of_the_contract(monkeypatch):
-    """configs/demo/pipeline.yaml: pretrain -> sft -> reward -> dpo, grpo, ppo -> evaluate, in that plan order,
-    with DPO and GRPO branching from SFT and PPO following the reward model."""
+    """configs/demo/pipeline.yaml: pretrain -> sft -> reward -> (samples ->) dpo, grpo, ppo -> evaluate, in
+    that plan order, with DPO and GRPO branching from SFT (DPO on SFT's answers ranked by the reward model)
+    and PPO following the reward model."""
     from rlhf_lightning.pipeline.spec import load_pipeline
 
     monkeypatch.chdir(ROOT)
     steps = {s.name: s for s in load_pipeline(CONFIGS / "demo" / "pipeline.yaml").steps}
-    assert list(steps) == ["pretrain", "sft", "reward", "dpo", "grpo", "ppo", "evaluate"]
-    assert steps["dpo"].dependencies() == ["sft"] and steps["grpo"].dependencies() == ["sft"]
+    assert list(steps) == ["pretrain", "sft", "reward", "samples", "dpo", "grpo", "ppo", "evaluate"]
+    assert set(steps["samples"].dependencies()) == {"sft", "reward"} and steps["samples"].command == "sample"
+    assert steps["dpo"].dependencies() == ["sft", "samples"] and steps["grpo"].dependencies() == ["sft"]
     assert set(steps["ppo"].dependencies()) == {"sft", "reward"}
     assert steps["evaluate"].command == "evaluate"
