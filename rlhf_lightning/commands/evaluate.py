@@ -37,7 +37,7 @@ import gc
 import sys
 import time
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 from rlhf_lightning.errors import ConfigError, ModelError
 
@@ -49,9 +49,8 @@ def build_parser() -> Any:
     from jsonargparse import ActionConfigFile, ArgumentParser
 
     from rlhf_lightning import registry
+    from rlhf_lightning.commands.sampling_options import add_sampling_arguments
     from rlhf_lightning.constraints.base import ConstraintChecker
-    from rlhf_lightning.rewards.base import RewardFunction
-    from rlhf_lightning.rollout.generation import GenerationSpec
 
     registry.prepare_for_parsing()
     parser = ArgumentParser(prog="rlhf-lightning evaluate", exit_on_error=False,
@@ -60,14 +59,8 @@ def build_parser() -> Any:
     parser.add_argument("--config", action=ActionConfigFile, help="the evaluation YAML")
     parser.add_argument("--policies", type=dict[str, str], required=True, help="name -> causal-LM folder or hub id")
     parser.add_argument("--baseline", type=str, required=True, help="the policy the others are compared with")
-    parser.add_argument("--prompts", type=str, required=True, help="JSONL of held-out prompts")
-    parser.add_argument("--samples_per_prompt", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampling stream and the bootstrap")
-    parser.add_argument("--generation", type=GenerationSpec, default=GenerationSpec(max_new_tokens=64, do_sample=True))
-    parser.add_argument("--max_prompt_length", type=int, default=256, help="longer prompts keep their last tokens")
-    parser.add_argument("--batch_size", type=int, default=16, help="prompts per generation batch")
-    parser.add_argument("--rewards", type=list[RewardFunction], default=[], help="reward plugins")
-    parser.add_argument("--reward_names", type=Optional[list[str]], default=None)
+    add_sampling_arguments(parser, prompts_help="JSONL of held-out prompts",
+                           seed_help="seed of the sampling stream and the bootstrap")
     parser.add_argument("--primary_reward", type=Optional[str], default=None, help="default: the first reward")
     parser.add_argument("--constraints", type=list[ConstraintChecker], default=[], help="constraint plugins")
     parser.add_argument("--constraint_names", type=Optional[list[str]], default=None)
@@ -76,29 +69,25 @@ def build_parser() -> Any:
     parser.add_argument("--bootstrap_samples", type=int, default=2000)
     parser.add_argument("--confidence", type=float, default=0.95, help="level of the bootstrap interval")
     parser.add_argument("--output", type=str, required=True, help="the report folder (replaced atomically)")
-    parser.add_argument("--device", type=Optional[str], default=None, help="default: cuda if available, else cpu")
-    parser.add_argument("--dtype", type=Literal["float32", "bfloat16", "float16"], default="float32")
     return parser
 
 
 def check_settings(init: Any) -> tuple[list[str], list[str], str]:
     """ConfigError for settings that cannot work; returns reward names, constraint names, primary reward."""
+    from rlhf_lightning.commands.sampling_options import check_sampling_settings
     from rlhf_lightning.rewards.combine import component_names
 
     if not init.policies:
         raise ConfigError("policies is empty: give name -> model folder for the baseline and the policies")
     if init.baseline not in init.policies:
         raise ConfigError(f"baseline {init.baseline!r} is not among the policies ({', '.join(init.policies)})")
-    for option in ("samples_per_prompt", "batch_size", "max_prompt_length", "bootstrap_samples"):
-        if getattr(init, option) < 1:
-            raise ConfigError(f"{option} must be >= 1, got {getattr(init, option)}")
+    check_sampling_settings(init)
+    if init.bootstrap_samples < 1:
+        raise ConfigError(f"bootstrap_samples must be >= 1, got {init.bootstrap_samples}")
     if init.examples < 0:
         raise ConfigError(f"examples must be >= 0, got {init.examples}")
     if not 0.0 < init.confidence < 1.0:
         raise ConfigError(f"confidence must be between 0 and 1, got {init.confidence}")
-    if init.generation.num_return_sequences != 1:
-        raise ConfigError("set samples_per_prompt, not generation.num_return_sequences "
-                          f"(got {init.generation.num_return_sequences})")
     if not init.rewards:
         raise ConfigError("rewards is empty: win rates need at least one reward plugin")
     reward_names = component_names(init.rewards, init.reward_names)

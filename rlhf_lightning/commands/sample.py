@@ -41,8 +41,7 @@ def build_parser() -> Any:
     from jsonargparse import ActionConfigFile, ArgumentParser
 
     from rlhf_lightning import registry
-    from rlhf_lightning.rewards.base import RewardFunction
-    from rlhf_lightning.rollout.generation import GenerationSpec
+    from rlhf_lightning.commands.sampling_options import add_sampling_arguments
 
     registry.prepare_for_parsing()
     parser = ArgumentParser(prog="rlhf-lightning sample", exit_on_error=False,
@@ -50,15 +49,8 @@ def build_parser() -> Any:
                                         "preference pairs, rankings and best-of-N SFT rows.")
     parser.add_argument("--config", action=ActionConfigFile, help="the sampling YAML")
     parser.add_argument("--policy", type=str, required=True, help="causal-LM folder or hub id")
-    parser.add_argument("--prompts", type=str, required=True, help="JSONL of prompts (`prompt` or `messages`)")
-    parser.add_argument("--samples_per_prompt", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampling stream")
-    parser.add_argument("--generation", type=GenerationSpec,
-                        default=GenerationSpec(max_new_tokens=64, do_sample=True))
-    parser.add_argument("--max_prompt_length", type=int, default=256, help="longer prompts keep their last tokens")
-    parser.add_argument("--batch_size", type=int, default=16, help="prompts per generation batch")
-    parser.add_argument("--rewards", type=list[RewardFunction], default=[], help="reward plugins")
-    parser.add_argument("--reward_names", type=Optional[list[str]], default=None)
+    add_sampling_arguments(parser, prompts_help="JSONL of prompts (`prompt` or `messages`)",
+                           seed_help="seed of the sampling stream")
     parser.add_argument("--reward_weights", type=Optional[list[float]], default=None,
                         help="weights of the ranking score (default: 1 each)")
     parser.add_argument("--pairs", type=Literal["best_worst", "all"], default="best_worst")
@@ -66,8 +58,6 @@ def build_parser() -> Any:
     parser.add_argument("--min_best_score", type=Optional[float], default=None,
                         help="best-of-N rows only for answers scoring at least this")
     parser.add_argument("--output", type=str, required=True, help="the output folder (replaced atomically)")
-    parser.add_argument("--device", type=Optional[str], default=None, help="default: cuda if available, else cpu")
-    parser.add_argument("--dtype", type=Literal["float32", "bfloat16", "float16"], default="float32")
     return parser
 
 
@@ -75,19 +65,15 @@ def check_settings(init: Any) -> tuple[list[str], list[float]]:
     """ConfigError for settings that cannot work; returns the reward names and weights."""
     import math
 
+    from rlhf_lightning.commands.sampling_options import check_sampling_settings
     from rlhf_lightning.rewards.combine import component_names
 
-    for option in ("samples_per_prompt", "batch_size", "max_prompt_length"):
-        if getattr(init, option) < 1:
-            raise ConfigError(f"{option} must be >= 1, got {getattr(init, option)}")
+    check_sampling_settings(init)
     if init.samples_per_prompt < 2:
         raise ConfigError(f"samples_per_prompt must be >= 2 to compare answers, got {init.samples_per_prompt}")
     if not init.generation.do_sample:
         raise ConfigError("generation.do_sample is false: greedy decoding gives one answer per prompt, "
                           "nothing to compare")
-    if init.generation.num_return_sequences != 1:
-        raise ConfigError("set samples_per_prompt, not generation.num_return_sequences "
-                          f"(got {init.generation.num_return_sequences})")
     if not init.rewards:
         raise ConfigError("rewards is empty: ranking answers needs at least one reward plugin")
     if init.min_margin < 0 or not math.isfinite(init.min_margin):
