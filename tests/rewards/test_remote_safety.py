@@ -90,16 +90,21 @@ def test_redirect_to_another_port_is_not_followed(judges, monkeypatch):
     assert len(judge.requests) == 1 and other.requests == []  # not retried, nothing sent elsewhere
 
 
+def _trickle(handler) -> bool:
+    """Answer 200 with its headers at once, then one byte of the body every 0.1 s for 3 s."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", "30")
+    handler.end_headers()
+    for _ in range(30):
+        handler.wfile.write(b" ")
+        handler.wfile.flush()
+        time.sleep(0.1)
+    return True
+
+
 def test_deadline_bounds_an_answer_that_trickles_in(judges):
-    def trickle(handler, n, body):  # headers at once, then one byte every 0.1 s for 3 s
-        handler.send_response(200)
-        handler.send_header("Content-Length", "30")
-        handler.end_headers()
-        for _ in range(30):
-            handler.wfile.write(b" ")
-            handler.wfile.flush()
-            time.sleep(0.1)
-        return True
+    def trickle(handler, n, body):
+        return _trickle(handler)
 
     reward = RemoteReward(judges(trickle).url(), timeout=0.5, retries=0)
     start = time.monotonic()
@@ -228,16 +233,7 @@ def test_https_sends_credentials_checks_the_certificate_and_keeps_the_deadline(j
     monkeypatch.setenv("JUDGE_TOKEN", SECRET)
 
     def trickle(handler, n, body):
-        if handler.path != "/trickle":
-            return False
-        handler.send_response(200)
-        handler.send_header("Content-Length", "30")
-        handler.end_headers()
-        for _ in range(30):
-            handler.wfile.write(b" ")
-            handler.wfile.flush()
-            time.sleep(0.1)
-        return True
+        return handler.path == "/trickle" and _trickle(handler)
 
     judge = judges(trickle, tls=tls_files)
     with pytest.raises(PluginError, match=r"has a certificate that failed verification \(self.signed"):
