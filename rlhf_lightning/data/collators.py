@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-IGNORE_INDEX = -100
+from rlhf_lightning.losses.labels import IGNORE_INDEX
 
 
 def _padded_length(lengths: Sequence[int], multiple: int | None) -> int:

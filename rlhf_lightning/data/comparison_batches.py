@@ -21,8 +21,9 @@ from typing import Any, Literal
 
 import torch
 
-from rlhf_lightning.data.encoding import IGNORE_INDEX, tokenize_spans
+from rlhf_lightning.data.encoding import tokenize_spans
 from rlhf_lightning.errors import ConfigError, DataError
+from rlhf_lightning.losses.labels import IGNORE_INDEX
 
 Truncation = Literal["truncate", "drop", "error"]
 Encoding = Literal["causal", "classifier"]

@@ -24,8 +24,8 @@ import datasets
 
 from rlhf_lightning.data.formats import check_format, prompt_and_completion, to_messages, validate_row
 from rlhf_lightning.errors import ConfigError, DataError
+from rlhf_lightning.losses.labels import IGNORE_INDEX
 
-IGNORE_INDEX = -100
 Span = tuple[int, int]
 LossOn = Literal["completion", "all"]
 Truncation = Literal["truncate", "drop", "error"]

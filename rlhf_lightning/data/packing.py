@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-IGNORE_INDEX = -100
+from rlhf_lightning.losses.labels import IGNORE_INDEX
 
 
 def pack(examples: Iterable[Mapping[str, list[int]]], max_length: int) -> list[dict]:

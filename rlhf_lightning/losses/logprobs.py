@@ -1,4 +1,4 @@
-"""Summed log-probabilities of the target tokens of each sequence (DPO family, PPO's ratios, KL).
+"""Log-probabilities of target tokens: per token (online RL) and summed per sequence (DPO family, KL).
 
 Pure tensor math: imports torch only. The causal shift happens here: position ``t`` of the logits
 (or hidden states) predicts ``labels[t + 1]``, so ``labels`` are aligned with ``input_ids`` and
@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-IGNORE_INDEX = -100
+from rlhf_lightning.losses.labels import IGNORE_INDEX
 
 
 def _targets(labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -27,10 +27,25 @@ def _targets(labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return rows, cols, shift_labels[rows, cols]
 
 
-def _token_logps(logits: Tensor, ids: Tensor) -> Tensor:
-    """``(M,)`` log-softmax of ``logits (M, V)`` at ``ids (M,)``, computed in float32."""
-    logits = logits.float()
-    return logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+def token_logps(logits: Tensor, targets: Tensor, temperature: float = 1.0) -> Tensor:
+    """``log softmax(logits / temperature)[targets]`` per position (online RL needs them per token).
+
+    ``log p(y) = z[y] − logsumexp(z)`` with ``z = logits / temperature``, in float32 at least, without
+    materialising the log-softmax.
+
+    Args:
+        logits: ``(..., V)`` logits that predict ``targets`` (already shifted: ``logits[..., t, :]``
+            scores ``targets[..., t]``).
+        targets: ``(...)`` token ids (padding positions get a value too; the caller masks them).
+        temperature: the temperature the tokens were sampled with (PPO's ratio must use the
+            distribution the rollout sampled from).
+    Returns:
+        ``(...)`` float32 (or float64) log-probabilities.
+    """
+    z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    if temperature != 1.0:
+        z = z / temperature
+    return z.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(z, dim=-1)
 
 
 def _sum_per_row(values: Tensor, rows: Tensor, n_rows: int) -> tuple[Tensor, Tensor]:
@@ -55,7 +70,7 @@ def sequence_logps(logits: Tensor, labels: Tensor, *, chunk_size: int = 4096) ->
     if logits.shape[:2] != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} disagree on (N, T)")
     rows, cols, ids = _targets(labels)
-    parts = [_token_logps(logits[rows[i:i + chunk_size], cols[i:i + chunk_size]], ids[i:i + chunk_size])
+    parts = [token_logps(logits[rows[i:i + chunk_size], cols[i:i + chunk_size]], ids[i:i + chunk_size])
              for i in range(0, ids.numel(), chunk_size)]
     values = torch.cat(parts) if parts else logits.new_zeros(0, dtype=torch.float32)
     return _sum_per_row(values, rows, labels.shape[0])
@@ -80,7 +95,7 @@ def sequence_logps_from_hidden(hidden: Tensor, labels: Tensor, head: Callable[[T
         raise ValueError(f"hidden {tuple(hidden.shape)} and labels {tuple(labels.shape)} disagree on (N, T)")
     rows, cols, ids = _targets(labels)
     selected = hidden[rows, cols]
-    parts = [_token_logps(head(selected[i:i + chunk_size]), ids[i:i + chunk_size])
+    parts = [token_logps(head(selected[i:i + chunk_size]), ids[i:i + chunk_size])
              for i in range(0, ids.numel(), chunk_size)]
     values = torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
     return _sum_per_row(values, rows, labels.shape[0])

@@ -16,7 +16,7 @@ from torch import Tensor
 from rlhf_lightning.algorithms.lagrangian import lagrangian_scores
 from rlhf_lightning.algorithms.shaping import last_token_index
 from rlhf_lightning.errors import PluginError
-from rlhf_lightning.losses.token_logprobs import token_logps
+from rlhf_lightning.losses.logprobs import token_logps
 from rlhf_lightning.plugin_output import checked_scores
 from rlhf_lightning.rollout.generation import GenerationSpec, generate, stop_token_ids
 from rlhf_lightning.rollout.onednn import onednn_linear

@@ -18,7 +18,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torchmetrics.text import Perplexity
 
 from rlhf_lightning.data.packing import block_causal_mask
-from rlhf_lightning.losses.language_model import IGNORE_INDEX, token_nll
+from rlhf_lightning.losses.labels import IGNORE_INDEX
+from rlhf_lightning.losses.language_model import token_nll
 from rlhf_lightning.models.spec import ModelSpec
 from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model, generate_predictions
 from rlhf_lightning.modules.token_mean import GlobalTokenMean

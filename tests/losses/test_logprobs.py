@@ -1,4 +1,4 @@
-"""Sequence log-probs: causal shift, masks, chunking, and the hidden-state path agree with a naive log_softmax."""
+"""Per-token and sequence log-probs: temperature, dtype, causal shift, masks, chunking, and the hidden-state path agree with a naive log_softmax."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rlhf_lightning.losses.logprobs import sequence_logps, sequence_logps_from_hidden
+from rlhf_lightning.losses.logprobs import sequence_logps, sequence_logps_from_hidden, token_logps
 
 
 def test_hand_derived_uniform_and_peaked():
@@ -21,6 +21,19 @@ def test_hand_derived_uniform_and_peaked():
     assert n.tolist() == [2, 1]
     assert sums[0].item() == pytest.approx(2 * math.log(0.25))
     assert sums[1].item() == pytest.approx(0.0)
+
+
+def test_token_logps_hand_derived_with_temperature_and_bf16():
+    """V = 2, logits (0, ln 3): p(1) = 3/4, p(0) = 1/4. At temperature 2 the logits halve:
+    p(1) = √3 / (1 + √3). bf16 logits come back as float32 (no bf16 log-softmax)."""
+    logits = torch.tensor([[[0.0, math.log(3.0)], [0.0, math.log(3.0)]]])  # (1, 2, 2)
+    targets = torch.tensor([[1, 0]])
+    assert token_logps(logits, targets)[0].tolist() == pytest.approx([math.log(0.75), math.log(0.25)])
+    s3 = math.sqrt(3.0)
+    assert token_logps(logits, targets, temperature=2.0)[0, 0].item() == pytest.approx(math.log(s3 / (1 + s3)))
+    out = token_logps(logits.bfloat16(), targets)
+    assert out.dtype == torch.float32
+    assert out[0, 0].item() == pytest.approx(math.log(0.75), abs=1e-2)
 
 
 def _naive(logits, labels):
