@@ -41,6 +41,13 @@ def _tokenizer_of(model: Any) -> Optional[str]:
     return init_config if isinstance(init_config, str) else None
 
 
+def _chat_template_of(model: Any) -> Optional[str]:
+    """The ``chat_template`` option of a stage's ``policy`` (or ``backbone``), for the data module."""
+    init_args = getattr(model, "init_args", None)
+    spec = getattr(init_args, "policy", None) or getattr(init_args, "backbone", None)
+    return getattr(spec, "chat_template", None)
+
+
 def build_cli_class():
     """Import Lightning lazily so ``rlhf-lightning plugins`` stays fast."""
     from lightning.pytorch.cli import LightningCLI
@@ -51,6 +58,7 @@ def build_cli_class():
     from rlhf_lightning.callbacks.predictions import JSONLPredictionWriter
     from rlhf_lightning.callbacks.random_state import RandomStateCheckpoint
     from rlhf_lightning.callbacks.save_config import RedactedSaveConfig
+    from rlhf_lightning.callbacks.throughput import TokenThroughput
     from rlhf_lightning.checkpoint_io import NoResaveOnResume, use_atomic_checkpoints
     from rlhf_lightning.config_errors import as_config_error
     from rlhf_lightning.trainer import RLHFTrainer
@@ -76,6 +84,8 @@ def build_cli_class():
             parser.add_lightning_class_args(NonFiniteGuard, "nonfinite")
             # One source of truth: the data module tokenises with the model's tokenizer.
             parser.link_arguments("model", "data.init_args.tokenizer", compute_fn=_tokenizer_of, apply_on="parse")
+            parser.link_arguments("model", "data.init_args.chat_template", compute_fn=_chat_template_of,
+                                  apply_on="parse")
 
         def instantiate_classes(self) -> None:
             # jsonargparse wraps a plugin's or option dataclass's ConfigError in union-type errors (a
@@ -96,6 +106,7 @@ def build_cli_class():
             use_atomic_checkpoints(trainer)
             trainer.callbacks.append(NoResaveOnResume())
             trainer.callbacks.append(RandomStateCheckpoint())
+            trainer.callbacks.append(TokenThroughput())  # train/tokens_per_sec of token batches
             trainer.callbacks.append(GracefulInterrupt())  # SIGTERM/Ctrl-C: checkpoint, exit 143/130
             return trainer
 

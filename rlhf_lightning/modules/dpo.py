@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import time
 from typing import Any, Iterator, Optional
 
 import torch
@@ -31,6 +30,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from rlhf_lightning.errors import ConfigError, DataError
 from rlhf_lightning.losses.base import PreferenceLoss
+from rlhf_lightning.losses.labels import IGNORE_INDEX
 from rlhf_lightning.losses.logprobs import sequence_logps, sequence_logps_from_hidden
 from rlhf_lightning.models.spec import ModelSpec
 from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model, generate_predictions
@@ -48,7 +48,7 @@ def pair_keys(input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: tor
         for row in (2 * b, 2 * b + 1):
             n = int(attention_mask[row].sum())
             h.update(input_ids[row, :n].cpu().numpy().tobytes())
-            h.update((labels[row, :n] != -100).cpu().numpy().tobytes())
+            h.update((labels[row, :n] != IGNORE_INDEX).cpu().numpy().tobytes())
             h.update(b"|")
         keys.append(int.from_bytes(h.digest(), "little") >> 1)
     return keys
@@ -102,7 +102,6 @@ class DPOModule(LightningModule):
         self.reference_model = None
         self.reference_calls = 0  # reference forwards run (tests check reference-free losses run none)
         self.ref_cache: dict[int, tuple[float, float]] = {}
-        self._step_started: Optional[float] = None
 
     @property
     def needs_reference(self) -> bool:
@@ -284,15 +283,6 @@ class DPOModule(LightningModule):
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._shared_step(batch, "test")
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self._step_started = time.perf_counter()
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self._step_started is not None:
-            elapsed = max(time.perf_counter() - self._step_started, 1e-9)
-            self.log("train/tokens_per_sec", batch["attention_mask"].sum().float() / elapsed,
-                     batch_size=batch["input_ids"].shape[0] // 2)
 
     def configure_optimizers(self):
         return configure_stage_optimizers(self, self.optimizer_fn, self.scheduler_fn)

@@ -9,7 +9,6 @@ the global batch is split.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Optional
 
 import torch
@@ -56,7 +55,6 @@ class SFTModule(LightningModule):
         self.tokenizer = None
         self.val_perplexity = Perplexity(ignore_index=IGNORE_INDEX)
         self.token_mean = GlobalTokenMean()
-        self._step_started: Optional[float] = None
 
     # -- model -----------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -104,18 +102,6 @@ class SFTModule(LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         if GlobalTokenMean.applies(self.trainer):
             self.token_mean.rescale(self, optimizer)
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self._step_started = time.perf_counter()
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self._step_started is None:
-            return
-        elapsed = time.perf_counter() - self._step_started
-        mask = batch.get("attention_mask")
-        tokens = mask.sum() if mask is not None else torch.tensor(batch["input_ids"].numel())
-        self.log("train/tokens_per_sec", tokens.float() / max(elapsed, 1e-9), prog_bar=True,
-                 batch_size=batch["input_ids"].shape[0])
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         logits = self(batch)

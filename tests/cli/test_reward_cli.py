@@ -86,6 +86,7 @@ def test_fit_exports_a_reward_model_that_ranks_held_out_pairs(tmp_path, clf_dir,
     assert main(["fit", "--config", str(rm_config(tmp_path, clf_dir, rm_files))]) == 0
     val_acc = [float(r["val/accuracy"]) for r in _metrics(tmp_path) if r.get("val/accuracy")]
     assert len(val_acc) == 4 and val_acc[-1] == 1.0  # validated every epoch
+    assert any(r.get("train/tokens_per_sec") for r in _metrics(tmp_path))  # the CLI's TokenThroughput callback
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     export = tmp_path / "export"
     assert (export / "model.safetensors").is_file() and (export / "chat_template.jinja").is_file()
