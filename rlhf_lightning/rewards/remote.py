@@ -27,16 +27,15 @@ input order. Any failure raises one :class:`~rlhf_lightning.errors.PluginError` 
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, Callable, Sequence, TypeVar
-from urllib.parse import urlsplit
 
 from rlhf_lightning.errors import ConfigError, PluginError
 from rlhf_lightning.plugin_output import validate_scores
-from rlhf_lightning.redaction import REDACTED, is_secret_header, redact_url
+from rlhf_lightning.redaction import redact_url
 from rlhf_lightning.rewards.base import RewardFunction
-from rlhf_lightning.rewards.http_post import HTTPFailure, Limits, is_loopback, post
+from rlhf_lightning.rewards.http_post import HTTPFailure, Limits, post
+from rlhf_lightning.rewards.request_auth import RequestAuth
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -84,32 +83,16 @@ class RemoteReward(RewardFunction):
             deadline = timeout * (retries + 1) + backoff * (2 ** retries - 1)
         self.limits = Limits(float(timeout), float(deadline), int(retries), float(backoff), int(max_response_bytes))
         self.label = f"remote reward {redact_url(url)}"
-        _check_headers(self.headers, self.headers_from_env, api_key_env)
-        _check_transport(url, self._credentials(), allow_insecure_http)
+        self.auth = RequestAuth("remote reward", self.headers, self.headers_from_env, api_key_env)
+        self.auth.check(url, allow_insecure_http)
 
     def __repr__(self) -> str:  # header values and URL credentials stay out
         return (f"RemoteReward(url={redact_url(self.url)!r}, headers={sorted(self.headers)}, "
                 f"headers_from_env={self.headers_from_env}, api_key_env={self.api_key_env!r}, "
                 f"batch_size={self.batch_size}, max_concurrency={self.max_concurrency})")
 
-    def _credentials(self) -> str | None:
-        """What in the config is a credential (for the plain-http check), or ``None``."""
-        if self.api_key_env:
-            return f"the api_key_env token ({self.api_key_env})"
-        if self.headers_from_env:
-            return f"headers_from_env ({', '.join(self.headers_from_env)})"
-        secret = [name for name in self.headers if is_secret_header(name)]
-        if secret:
-            return f"the {secret[0]} header"
-        return "credentials in the url" if redact_url(self.url) != self.url else None
-
     def _request_headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json", **self.headers}
-        for name, var in self.headers_from_env.items():
-            headers[name] = _from_env(var)
-        if self.api_key_env:
-            headers["Authorization"] = f"Bearer {_from_env(self.api_key_env)}"
-        return headers
+        return self.auth.request_headers({"Content-Type": "application/json", "Accept": "application/json"})
 
     def _body(self, prompts: list[str], completions: list[str], columns: dict[str, Any]) -> bytes:
         payload: dict[str, Any] = {"prompts": prompts, "completions": completions}
@@ -126,11 +109,11 @@ class RemoteReward(RewardFunction):
         try:
             raw = post(self.url, body, headers, self.limits)
         except HTTPFailure as exc:
-            raise PluginError(_scrub(f"{self.label} {exc}", headers)) from exc
+            raise PluginError(RequestAuth.scrub(f"{self.label} {exc}", headers)) from exc
         try:
             answer = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            snippet = _scrub(raw[:200].decode("utf-8", "replace"), headers)
+            snippet = RequestAuth.scrub(raw[:200].decode("utf-8", "replace"), headers)
             raise PluginError(f"{self.label} answered with invalid JSON ({exc}): {snippet!r}") from exc
         if not isinstance(answer, dict) or self.score_key not in answer:
             keys = sorted(answer) if isinstance(answer, dict) else type(answer).__name__
@@ -171,57 +154,9 @@ def map_ordered(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[
         return [f.result() for f in futures]
 
 
-def _from_env(var: str) -> str:
-    value = os.environ.get(var)
-    if not value:
-        raise ConfigError(f"remote reward: environment variable {var} is not set")
-    if "\r" in value or "\n" in value:
-        raise ConfigError(f"remote reward: environment variable {var} holds a line break; not a header value")
-    return value
-
-
-def _scrub(message: str, headers: dict[str, str]) -> str:
-    """``message`` with every secret-looking header value (e.g. echoed back by a server) redacted."""
-    for name, value in headers.items():
-        if is_secret_header(name):
-            for secret in (value, value.partition(" ")[2]):  # "Bearer <token>": the token alone too
-                if len(secret) >= 4:
-                    message = message.replace(secret, REDACTED)
-    return message
-
-
 def _check_numbers(timeout: float, retries: int, backoff: float, batch_size: int | None,
                    deadline: float | None, max_response_bytes: int, max_concurrency: int) -> None:
     if (timeout <= 0 or retries < 0 or backoff < 0 or (batch_size is not None and batch_size < 1)
             or (deadline is not None and deadline <= 0) or max_response_bytes < 1 or max_concurrency < 1):
         raise ConfigError("remote reward: timeout and deadline must be > 0, retries and backoff >= 0, "
                           "batch_size, max_response_bytes and max_concurrency >= 1")
-
-
-def _check_headers(headers: dict[str, Any], from_env: dict[str, Any], api_key_env: str | None) -> None:
-    for name, value in headers.items():
-        if not isinstance(value, str) or "\r" in value or "\n" in value:
-            raise ConfigError(f"remote reward: headers.{name} must be a one-line string")
-        if value == REDACTED:
-            raise ConfigError(f"remote reward: headers.{name} reads {REDACTED!r} (a saved config.yaml hides "
-                              f"secrets); pass it from the environment: headers_from_env: {{{name}: VARIABLE}}")
-    for name, var in from_env.items():
-        if not isinstance(var, str) or not var:
-            raise ConfigError(f"remote reward: headers_from_env.{name} must name an environment variable")
-    if api_key_env and "authorization" in {h.lower() for h in [*headers, *from_env]}:
-        raise ConfigError("remote reward: api_key_env sets the Authorization header; "
-                          "do not give it in headers or headers_from_env too")
-
-
-def _check_transport(url: str, credentials: str | None, allow_insecure_http: bool) -> None:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"remote reward: url must start with http:// or https:// and name a host, "
-                          f"got {redact_url(url)!r}")
-    if parts.scheme == "http" and credentials and not allow_insecure_http and not is_loopback(parts.hostname):
-        raise ConfigError(f"remote reward: {credentials} would go over plain http to {parts.hostname}; "
-                          "use an https:// url, or set allow_insecure_http: true on a network you trust")
