@@ -11,8 +11,9 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from rlhf_lightning.precision import AUTO, resolve_auto_precision
 
+_LIGHTNING_PRECISION = typing.get_type_hints(Trainer.__init__)["precision"]
 #: Lightning's own precision values (a Literal union, validated when the config is parsed), plus "auto"
-PrecisionArg = Optional[Union[typing.get_type_hints(Trainer.__init__)["precision"], Literal["auto"]]]
+PrecisionArg = Optional[Union[_LIGHTNING_PRECISION, Literal["auto"]]]
 
 
 class RLHFTrainer(Trainer):

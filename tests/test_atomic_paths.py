@@ -12,8 +12,15 @@ from pathlib import Path
 import pytest
 
 from rlhf_lightning import atomic_paths
-from rlhf_lightning.atomic_paths import (atomic_directory, atomic_file, exchange, is_disk_full, remove_leftovers,
-                                         replace_directory, staging_path)
+from rlhf_lightning.atomic_paths import (
+    atomic_directory,
+    atomic_file,
+    exchange,
+    is_disk_full,
+    remove_leftovers,
+    replace_directory,
+    staging_path,
+)
 from rlhf_lightning.errors import ConfigError, DiskFullError
 from tests.disk_full import make_disk_full
 
@@ -184,7 +191,8 @@ def test_is_disk_full_sees_through_wrapping_errors():
         try:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         except OSError:
-            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+            # implicit chaining (__context__), as torch does: no ``from``
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")  # noqa: B904
 
     from torch.distributed.checkpoint.api import CheckpointException
 

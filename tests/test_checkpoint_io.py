@@ -11,8 +11,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.plugins.io import AsyncCheckpointIO
 
-from rlhf_lightning.checkpoint_io import (AtomicCheckpointIO, NoResaveOnResume, atomic_torch_save,
-                                         use_atomic_checkpoints)
+from rlhf_lightning.checkpoint_io import AtomicCheckpointIO, NoResaveOnResume, atomic_torch_save, use_atomic_checkpoints
 from rlhf_lightning.errors import DiskFullError
 from tests.cli.conftest import sft_config, sft_files  # noqa: F401 - fixture
 from tests.disk_full import make_disk_full

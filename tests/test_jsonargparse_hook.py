@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import inspect
 import re
-import tomllib
 from pathlib import Path
 
 import jsonargparse
 import pytest
+import tomllib
 from jsonargparse import _from_config, _typehints
 from packaging.requirements import Requirement
 from packaging.version import Version

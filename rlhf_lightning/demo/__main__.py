@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     tok_dir = train_tokenizer(demo_texts(args.out), args.tokenizer_out, vocab_size=args.vocab_size)
     paths.update({f"tokenizer/{p.name}": p for p in sorted(tok_dir.iterdir()) if p.is_file()})
     if not args.quiet:
-        for name, path in paths.items():
+        for path in paths.values():
             with open(path, "rb") as f:
                 lines = sum(1 for _ in f)
             print(f"{path}  {path.stat().st_size:>9,d} bytes  {lines:>6,d} lines")

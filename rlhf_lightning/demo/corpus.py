@@ -26,8 +26,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from rlhf_lightning.demo.templates import (
-    ANSWERS, FOLLOW_UP, LANGS, PRETRAIN, PROMPTS, SEED_ROWS, SMALL_TALK, SYSTEM_PROMPTS,
-    TASKS, TRANSLATION_PAIRS,
+    ANSWERS,
+    FOLLOW_UP,
+    LANGS,
+    PRETRAIN,
+    PROMPTS,
+    SEED_ROWS,
+    SMALL_TALK,
+    SYSTEM_PROMPTS,
+    TASKS,
+    TRANSLATION_PAIRS,
 )
 from rlhf_lightning.demo.topics import BY_KEY, TOPICS, Topic
 
@@ -170,7 +178,7 @@ def _glossary(rng: random.Random, topic: Topic, lang: str, k: int) -> str:
     Pre-training is where the model learns which Chinese word goes with which English one: the
     translation of a held-out topic's words is never shown in the SFT data.
     """
-    pairs = list(zip(topic.en_words, topic.zh_words))
+    pairs = list(zip(topic.en_words, topic.zh_words, strict=True))
     rng.shuffle(pairs)
     if lang == "en":
         if k % 2 == 0:

@@ -7,12 +7,26 @@ import json
 from pathlib import Path
 
 from rlhf_lightning.demo.corpus import (
-    DEFAULT_SEED, N_MESSAGES, N_PPO_PROMPTS, Example, heldout_examples, message_rows, ppo_prompt_rows, pretrain_docs,
-    sft_examples, sft_val_examples,
+    DEFAULT_SEED,
+    N_MESSAGES,
+    N_PPO_PROMPTS,
+    Example,
+    heldout_examples,
+    message_rows,
+    ppo_prompt_rows,
+    pretrain_docs,
+    sft_examples,
+    sft_val_examples,
 )
 from rlhf_lightning.demo.preferences import (
-    N_PREFERENCE_TRAIN, N_PREFERENCE_VAL, N_RANKING_TRAIN, N_RANKING_VAL, N_SCORED_TRAIN, preference_rows,
-    ranking_rows, scored_rows,
+    N_PREFERENCE_TRAIN,
+    N_PREFERENCE_VAL,
+    N_RANKING_TRAIN,
+    N_RANKING_VAL,
+    N_SCORED_TRAIN,
+    preference_rows,
+    ranking_rows,
+    scored_rows,
 )
 
 

@@ -12,7 +12,12 @@ import random
 import re
 
 from rlhf_lightning.demo.corpus import (
-    DEFAULT_SEED, Example, _train_combos, is_heldout, preference_val_topics, sample_example,
+    DEFAULT_SEED,
+    Example,
+    _train_combos,
+    is_heldout,
+    preference_val_topics,
+    sample_example,
 )
 from rlhf_lightning.demo.templates import REJECT_IDK, REJECT_RUDE
 from rlhf_lightning.demo.topics import TOPICS, Topic

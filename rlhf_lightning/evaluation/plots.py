@@ -31,8 +31,8 @@ def plot_win_rates(report: dict[str, Any], path: str | Path) -> None:
     for k, reward in enumerate(rewards):
         xs = [i + (k - (len(rewards) - 1) / 2) * width for i in range(len(names))]
         rates = [policies[n]["win_rates"][reward]["win_rate"] for n in names]
-        lo = [r - policies[n]["win_rates"][reward]["ci"][0] for n, r in zip(names, rates)]
-        hi = [policies[n]["win_rates"][reward]["ci"][1] - r for n, r in zip(names, rates)]
+        lo = [r - policies[n]["win_rates"][reward]["ci"][0] for n, r in zip(names, rates, strict=True)]
+        hi = [policies[n]["win_rates"][reward]["ci"][1] - r for n, r in zip(names, rates, strict=True)]
         ax.bar(xs, rates, width=width * 0.9, yerr=[lo, hi], capsize=3, label=reward)
     ax.axhline(0.5, color="gray", linestyle="--", linewidth=1)
     ax.set_xticks(range(len(names)), names)

@@ -280,7 +280,7 @@ class WeightedLoss(PreferenceLoss):
     def __call__(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, chosen_lengths,
                  rejected_lengths, **kwargs):
         total, metrics = None, {}
-        for k, (loss, weight) in enumerate(zip(self.components, self.weights)):
+        for k, (loss, weight) in enumerate(zip(self.components, self.weights, strict=True)):
             refs = (None, None) if loss.reference_free else (ref_chosen_logps, ref_rejected_logps)
             part, part_metrics = loss(chosen_logps, rejected_logps, *refs, chosen_lengths, rejected_lengths, **kwargs)
             total = weight * part if total is None else total + weight * part

@@ -35,8 +35,14 @@ from typing import Callable, Iterator, Optional
 
 from rlhf_lightning.atomic_paths import atomic_file
 from rlhf_lightning.errors import ConfigError, RLHFError
-from rlhf_lightning.pipeline.resolve import (Resolved, describe_resolved, describe_sample, override_args, resolve_fit,
-                                             resolve_sample)
+from rlhf_lightning.pipeline.resolve import (
+    Resolved,
+    describe_resolved,
+    describe_sample,
+    override_args,
+    resolve_fit,
+    resolve_sample,
+)
 from rlhf_lightning.pipeline.spec import Step, substitute
 
 STATE_FILE = "pipeline_step.json"

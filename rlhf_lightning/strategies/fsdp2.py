@@ -22,8 +22,15 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.constants import default_pg_timeout
 
-from rlhf_lightning.atomic_paths import (disk_full_error, fsync_dir, fsync_file, is_disk_full, remove_leftovers,
-                                         replace_directory, staging_path)
+from rlhf_lightning.atomic_paths import (
+    disk_full_error,
+    fsync_dir,
+    fsync_file,
+    is_disk_full,
+    remove_leftovers,
+    replace_directory,
+    staging_path,
+)
 from rlhf_lightning.errors import ConfigError
 
 

@@ -10,7 +10,15 @@ import torch
 
 from rlhf_lightning import AdvantageEstimator, registry
 from rlhf_lightning.algorithms.advantages import (
-    GAE, GRPO, RLOO, ReinforcePlusPlus, discounted_returns, gae_advantages, grpo_advantages, rloo_advantages)
+    GAE,
+    GRPO,
+    RLOO,
+    ReinforcePlusPlus,
+    discounted_returns,
+    gae_advantages,
+    grpo_advantages,
+    rloo_advantages,
+)
 
 NAN = float("nan")
 
@@ -92,7 +100,7 @@ GROUPS = torch.tensor([7, 7, 7, 3, 3, 5])
 def per_sample(adv: torch.Tensor) -> list[float]:
     """The advantage of each row (checked to be the same on every real token and 0 on padding)."""
     out = []
-    for row, m in zip(adv, MASK.bool()):
+    for row, m in zip(adv, MASK.bool(), strict=True):
         assert row[~m].abs().sum() == 0 and torch.all(row[m] == row[m][0])
         out.append(row[m][0].item())
     return out
@@ -121,7 +129,7 @@ def test_rloo_by_hand():
     adv, ret = RLOO()(REWARDS[keep], MASK[keep], group_ids=GROUPS[keep])
     assert ret is None
     expected = [0.0, -1.5, 1.5, 2.0, -2.0]
-    for row, m, e in zip(adv, MASK[keep].bool(), expected):
+    for row, m, e in zip(adv, MASK[keep].bool(), expected, strict=True):
         assert row[m].tolist() == pytest.approx([e] * int(m.sum())) and row[~m].abs().sum() == 0
     with pytest.raises(ValueError, match=r"RLOO needs >= 2 samples per prompt.*\[5\]"):
         rloo_advantages(REWARDS, MASK, GROUPS)

@@ -17,7 +17,7 @@ def test_rises_while_violated_then_returns_to_zero_never_below():
     assert values == pytest.approx([0.4, 0.8, 1.2])
     # cost 0.0 under threshold 0.2: step −0.1 each → 1.1, 1.0, …, reaches 0 after 12 steps and stays
     down = [lam.update(0.0, 0.2) for _ in range(15)]
-    assert down[0] == pytest.approx(1.1) and all(a >= b for a, b in zip(down, down[1:]))
+    assert down[0] == pytest.approx(1.1) and all(a >= b for a, b in zip(down, down[1:], strict=False))
     assert down[-1] == 0.0 and min(down) >= 0.0 and lam.value == 0.0
     assert lam.update(0.0, 0.2) == 0.0  # projected: never below 0
 

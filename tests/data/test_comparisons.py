@@ -71,10 +71,10 @@ def test_encoding_masks_exactly_the_response(tiny_tokenizer_dir):
     comp = to_comparison({"prompt": "写一首诗", "chosen": "春风拂面", "rejected": "我不知道"}, "pairwise", source="f", index=0)
     rows, stats = encode_comparisons([comp], tok, max_length=64)
     assert stats.kept == 1
-    for enc, answer in zip(rows[0]["responses"], ["春风拂面", "我不知道"]):
-        trained = [t for t, lab in zip(enc["input_ids"], enc["labels"]) if lab != -100]
+    for enc, answer in zip(rows[0]["responses"], ["春风拂面", "我不知道"], strict=True):
+        trained = [t for t, lab in zip(enc["input_ids"], enc["labels"], strict=True) if lab != -100]
         assert tok.decode(trained) == answer + "<|im_end|>\n"
-        prompt_part = tok.decode([t for t, lab in zip(enc["input_ids"], enc["labels"]) if lab == -100])
+        prompt_part = tok.decode([t for t, lab in zip(enc["input_ids"], enc["labels"], strict=True) if lab == -100])
         assert prompt_part == "<s><|im_start|>user\n写一首诗<|im_end|>\n<|im_start|>assistant\n"
 
 

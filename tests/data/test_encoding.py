@@ -31,7 +31,7 @@ def plain_tok(tmp_path_factory):
 def trained_runs(tokenizer, enc):
     """Decoded contiguous runs of trained tokens, and the decoded untrained tokens."""
     runs, current, untrained = [], [], []
-    for token, label in zip(enc["input_ids"], enc["labels"]):
+    for token, label in zip(enc["input_ids"], enc["labels"], strict=True):
         if label == -100:
             untrained.append(token)
             if current:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rlhf_lightning.data.collators import PackedCollator
-from rlhf_lightning.data.packing import pack, block_causal_mask
+from rlhf_lightning.data.packing import block_causal_mask, pack
 
 
 def ex(ids, n_prompt=0):

@@ -63,7 +63,7 @@ def test_the_reward_model_ranks_held_out_pairs(demo):
     reward = ClassifierReward(str(work / "runs/demo/reward/export"), batch_size=64)
     chosen = reward([r["prompt"] for r in rows], [r["chosen"] for r in rows])
     rejected = reward([r["prompt"] for r in rows], [r["rejected"] for r in rows])
-    accuracy = sum(c > r for c, r in zip(chosen, rejected)) / len(rows)
+    accuracy = sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(rows)
     print(f"held-out pairwise accuracy of the exported demo reward model: {accuracy:.3f}")
     assert accuracy >= 0.9, accuracy
     assert report["stages"]["reward"]["final"]["val/accuracy"] >= 0.9

@@ -7,8 +7,14 @@ import math
 import pytest
 import torch
 
-from rlhf_lightning.evaluation.metrics import (bootstrap_interval, distinct_n, mean_std_stderr, per_prompt_wins,
-                                               win_rate, words)
+from rlhf_lightning.evaluation.metrics import (
+    bootstrap_interval,
+    distinct_n,
+    mean_std_stderr,
+    per_prompt_wins,
+    win_rate,
+    words,
+)
 
 
 def test_per_prompt_wins_counts_ties_half():

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from rlhf_lightning.evaluation.prompts import prepare_rows, prompt_batches
-from rlhf_lightning.evaluation.sampling import (check_generation, evaluate_policy, sequence_logps,
-                                                with_draws)
+from rlhf_lightning.evaluation.sampling import check_generation, evaluate_policy, sequence_logps, with_draws
 from rlhf_lightning.models.loading import load_causal_lm, load_tokenizer
 from rlhf_lightning.models.spec import ModelSpec
 from rlhf_lightning.modules.ppo_rollout import Rollout, completion_mask, position_ids_of

@@ -74,7 +74,7 @@ def test_hidden_path_equals_logits_path():
     assert na.tolist() == nb.tolist()
     ga = torch.autograd.grad(a.sum(), [hidden, head.weight])
     gb = torch.autograd.grad(b.sum(), [hidden, head.weight])
-    for x, y in zip(ga, gb):
+    for x, y in zip(ga, gb, strict=True):
         torch.testing.assert_close(x, y)
 
 

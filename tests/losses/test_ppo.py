@@ -8,8 +8,7 @@ import math
 import pytest
 import torch
 
-from rlhf_lightning.losses.ppo import (
-    entropy_from_logits, policy_loss, policy_loss_terms, value_loss, value_loss_terms)
+from rlhf_lightning.losses.ppo import entropy_from_logits, policy_loss, policy_loss_terms, value_loss, value_loss_terms
 
 AGGS = ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum"]
 

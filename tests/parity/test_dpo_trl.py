@@ -134,7 +134,7 @@ def _trl_losses(model_dir, trl_cfg, tmp_path, *, lora=None, precompute=False, ad
 
 
 def _check_same_tokens(our_rows, trl_dataset):
-    for row, ex in zip(our_rows, trl_dataset):
+    for row, ex in zip(our_rows, trl_dataset, strict=True):
         for k, key in enumerate(("chosen_ids", "rejected_ids")):
             ids, labels = row["responses"][k]["input_ids"], row["responses"][k]["labels"]
             start = next(i for i, lab in enumerate(labels) if lab != -100)

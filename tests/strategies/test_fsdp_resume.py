@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from tests.cli.test_resume_cli import checkpoints, fault, run_cli, run_killed
 from tests.strategies.test_stage_parity import PRESETS, models, ppo, sft  # noqa: F401 - fixture
 
+
 def _preset(name: str) -> tuple[str, ...]:
     return ("--config", str(PRESETS[name]), "--trainer.devices", "2")
 
