@@ -17,9 +17,9 @@ from torch import Tensor
 
 # One token per CJK character: ideographs (with extension A and compatibility forms), kana, hangul
 # syllables, CJK punctuation and full-width forms. Everything else splits on whitespace.
-_CJK = ("\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-        "\uac00-\ud7af\uf900-\ufaff\uff00-\uffef")
-_TOKEN = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
+CJK_RANGES = ("\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+              "\uac00-\ud7af\uf900-\ufaff\uff00-\uffef")
+_TOKEN = re.compile(f"[{CJK_RANGES}]|[^\\s{CJK_RANGES}]+")
 
 
 def per_prompt_wins(policy: Tensor, baseline: Tensor) -> Tensor:
