@@ -17,6 +17,7 @@ _LAZY = {
     "ConstraintChecker": "rlhf_lightning.constraints.base",
     "PreferenceLoss": "rlhf_lightning.losses.base",
     "RewardLoss": "rlhf_lightning.losses.base",
+    "UnpairedPreferenceLoss": "rlhf_lightning.losses.base",
     "AdvantageEstimator": "rlhf_lightning.algorithms.base",
     "SFTModule": "rlhf_lightning.modules.sft",
     "SFTDataModule": "rlhf_lightning.datamodules.sft",

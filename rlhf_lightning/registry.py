@@ -33,6 +33,7 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "constraints": ("rlhf_lightning.constraints", "rlhf_lightning.constraints.base", "ConstraintChecker"),
     "preference_losses": ("rlhf_lightning.preference_losses", "rlhf_lightning.losses.base", "PreferenceLoss"),
     "reward_losses": ("rlhf_lightning.reward_losses", "rlhf_lightning.losses.base", "RewardLoss"),
+    "unpaired_losses": ("rlhf_lightning.unpaired_losses", "rlhf_lightning.losses.base", "UnpairedPreferenceLoss"),
     "advantage_estimators": (
         "rlhf_lightning.advantage_estimators", "rlhf_lightning.algorithms.base", "AdvantageEstimator"),
 }

@@ -46,7 +46,7 @@ def test_builtins_found_with_distribution():
 
 def test_all_groups_and_bases():
     assert list(registry.GROUPS) == ["rewards", "constraints", "preference_losses", "reward_losses",
-                                     "advantage_estimators"]
+                                     "unpaired_losses", "advantage_estimators"]
     for group in registry.GROUPS:
         base = registry.base_class(group)
         assert getattr(rlhf_lightning, base.__name__) is base

@@ -1,5 +1,5 @@
 """Loss math (torch only): preference losses and reward-model losses."""
 
-from rlhf_lightning.losses.base import PreferenceLoss, RewardLoss
+from rlhf_lightning.losses.base import PreferenceLoss, RewardLoss, UnpairedPreferenceLoss
 
-__all__ = ["PreferenceLoss", "RewardLoss"]
+__all__ = ["PreferenceLoss", "RewardLoss", "UnpairedPreferenceLoss"]

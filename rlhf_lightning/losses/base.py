@@ -1,4 +1,5 @@
-"""Base classes of loss plugins: preference losses (DPO family) and reward-model losses.
+"""Base classes of loss plugins: preference losses (DPO family), unpaired preference losses (KTO) and
+reward-model losses.
 
 Math layer: imports torch only. A loss class holds its hyperparameters (``__init__`` arguments,
 the YAML ``init_args``) and calls a pure tensor function; it is not an ``nn.Module``.
@@ -38,6 +39,33 @@ class PreferenceLoss:
     def __call__(self, chosen_logps: Tensor, rejected_logps: Tensor, ref_chosen_logps: Tensor | None,
                  ref_rejected_logps: Tensor | None, chosen_lengths: Tensor,
                  rejected_lengths: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        raise NotImplementedError(f"{type(self).__name__} must implement __call__")
+
+
+class UnpairedPreferenceLoss:
+    """Loss on unpaired (prompt, completion, desirable?) rows, as KTO (group ``rlhf_lightning.unpaired_losses``).
+
+    Call contract::
+
+        loss(logps, ref_logps, labels, kl=None) -> (losses, metrics)
+
+    - ``logps``, ``ref_logps``: ``(B,)`` SUMS of the completion-token log-probabilities under the
+      policy and the frozen reference.
+    - ``labels``: ``(B,)`` bool, ``True`` for a desirable completion, ``False`` for an undesirable one.
+    - ``kl``: scalar tensor, the batch's KL estimate ``mean(log π(y'|x) - log π_ref(y'|x))`` over
+      mismatched pairs ``(x, y')`` (detached; averaged over data-parallel ranks by the stage), or
+      ``None`` when the class sets ``needs_kl = False`` (the stage then skips the mismatched pairs).
+    - ``losses``: ``(B,)`` one loss per row; the stage takes their mean. ``metrics``: ``dict[str,
+      Tensor]``, ``(B,)`` or scalar tensors to log (the stage averages ``(B,)`` ones per label).
+    """
+
+    needs_kl: bool = True
+
+    def __init__(self) -> None:
+        pass
+
+    def __call__(self, logps: Tensor, ref_logps: Tensor, labels: Tensor,
+                 kl: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError(f"{type(self).__name__} must implement __call__")
 
 
