@@ -22,6 +22,7 @@ COMMANDS = {
     "evaluate": "rlhf_lightning.commands.evaluate",
     "sample": "rlhf_lightning.commands.sample",
     "pipeline": "rlhf_lightning.commands.pipeline",
+    "ratings": "rlhf_lightning.commands.ratings",
 }
 
 

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     from rlhf_lightning.evaluation.prompts import read_prompt_rows
 
     check_log_folders(init.logs)
-    raw_rows = read_prompt_rows(init.prompts)
+    raw_rows = read_prompt_rows(init.prompts, init.prompt_template)
     return run(init, raw_rows, reward_names, constraint_names, primary)
 
 

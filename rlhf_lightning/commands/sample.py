@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     init = parse_and_instantiate(build_parser(), argv, "sampling")
     names, weights = check_settings(init)
     check_policy_source("policy", init.policy)
-    raw_rows = read_prompt_rows(init.prompts)
+    raw_rows = read_prompt_rows(init.prompts, init.prompt_template)
     return run(init, raw_rows, names, weights)
 
 

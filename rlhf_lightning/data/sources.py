@@ -16,6 +16,8 @@ from pathlib import Path
 
 import datasets
 
+from rlhf_lightning.data.prompt_templates import fill_template
+from rlhf_lightning.data.spec import DataSource
 from rlhf_lightning.data.text_files import check_utf8, first_json_error
 from rlhf_lightning.errors import ConfigError, DataError
 
@@ -174,3 +176,15 @@ def split_validation(ds: datasets.Dataset, fraction: float, seed: int) -> tuple[
     val_idx = np.sort(perm[:n_val])
     train_idx = np.sort(perm[n_val:])
     return ds.select(train_idx.tolist()), ds.select(val_idx.tolist())
+
+
+def load_source(src: DataSource) -> datasets.Dataset:
+    """:func:`load_rows` with a :class:`DataSource`'s options, its ``prompt_template`` (if any) filled
+    into each row's ``prompt`` column (replacing one the file has)."""
+    ds = load_rows(src.path, split=src.split, columns=src.columns, subset=src.subset, revision=src.revision)
+    if src.prompt_template is None:
+        return ds
+    prompts = [fill_template(src.prompt_template, row, source=src.path, index=i) for i, row in enumerate(ds)]
+    if "prompt" in ds.column_names:
+        ds = ds.remove_columns("prompt")
+    return ds.add_column("prompt", prompts)

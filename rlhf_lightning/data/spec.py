@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Optional, Union
 
+from rlhf_lightning.data.prompt_templates import template_fields
 from rlhf_lightning.errors import ConfigError
 
 
@@ -19,6 +20,8 @@ class DataSource:
             ``dolly``, ``messages``, ``sharegpt``, ``oasst``, or a stage-specific one); detected from
             the columns when omitted, and required where the columns fit several formats.
         columns: renames ``{column_in_file: column_we_expect}``, e.g. ``{question: prompt}``.
+        prompt_template: builds each row's ``prompt`` from its columns (after renaming), e.g.
+            ``"Summarize:\\n{text}\\n\\nTL;DR:"`` (:mod:`rlhf_lightning.data.prompt_templates`).
         subset: hub dataset configuration name.
         revision: hub revision.
     """
@@ -27,6 +30,7 @@ class DataSource:
     split: str = "train"
     format: Optional[str] = None
     columns: Optional[dict[str, str]] = None
+    prompt_template: Optional[str] = None
     subset: Optional[str] = None
     revision: Optional[str] = None
 
@@ -57,4 +61,6 @@ def as_sources(value: Optional[Union[SourcesArg, DataSource, list[DataSource]]],
             sources.append(DataSource(**item))
         else:
             raise ConfigError(f"{option}[{i}]: expected a path or a mapping with 'path', got {type(item).__name__}")
+        if sources[-1].prompt_template is not None:
+            template_fields(sources[-1].prompt_template, option=f"{option}[{i}].prompt_template")
     return sources

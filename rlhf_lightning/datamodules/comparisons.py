@@ -87,12 +87,12 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
             detect_comparison_format,
             to_comparison,
         )
-        from rlhf_lightning.data.sources import load_rows, split_validation
+        from rlhf_lightning.data.sources import load_source, split_validation
 
         hp = self.hparams
         parts: dict[str, list] = {role: [], "val": []}
         for src in sources:
-            table = load_rows(src.path, split=src.split, columns=src.columns, subset=src.subset, revision=src.revision)
+            table = load_source(src)
             fmt = src.format or detect_comparison_format(table.column_names, source=src.path)
             check_comparison_format(fmt, table.column_names, source=src.path)
             if fmt == "oasst":  # message trees -> one ranking per prompt with ranked sibling replies

@@ -24,13 +24,13 @@ def load_predict_rows(sources: list, tokenizer) -> list[dict]:
 
 def _load_predict_rows(sources: list, tokenizer) -> list[dict]:
     from rlhf_lightning.data.prompts import prompt_messages, render_prompt
-    from rlhf_lightning.data.sources import load_rows
+    from rlhf_lightning.data.sources import load_source
 
     if not sources:
         raise ConfigError("data.predict is empty: give a prompt file (rows with 'prompt' or 'messages')")
     rows = []
     for src in sources:
-        table = load_rows(src.path, split=src.split, columns=src.columns, subset=src.subset, revision=src.revision)
+        table = load_source(src)
         if "prompt" not in table.column_names and "messages" not in table.column_names:
             raise DataError(f"{src.path}: prompt rows need a 'prompt' or 'messages' column; found {table.column_names}")
         for i, row in enumerate(table):

@@ -83,13 +83,13 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
     def load_prompts(self, sources, role: str) -> list[dict]:
         """Read, validate, render and length-check every row of ``sources``."""
         from rlhf_lightning.data.prompts import prompt_messages, render_prompt
-        from rlhf_lightning.data.sources import load_rows
+        from rlhf_lightning.data.sources import load_source
 
         tokenizer = self._load_tokenizer()
         limit, mode = self.hparams.max_prompt_length, self.hparams.truncation
         rows: list[dict] = []
         for src in sources:
-            table = load_rows(src.path, split=src.split, columns=src.columns, subset=src.subset, revision=src.revision)
+            table = load_source(src)
             if "prompt" not in table.column_names and "messages" not in table.column_names:
                 raise DataError(f"{src.path}: prompt rows need a 'prompt' (string) or 'messages' (chat list ending "
                                 f"with a user turn) column; found columns {table.column_names}")

@@ -82,13 +82,13 @@ class SFTDataModule(ResumableTrainData, LightningDataModule):
         split from each source's rows before encoding (so no example straddles the split)."""
         from rlhf_lightning.data.encoding import encode_dataset
         from rlhf_lightning.data.formats import check_format, detect_format
-        from rlhf_lightning.data.sources import load_rows, split_validation
+        from rlhf_lightning.data.sources import load_source, split_validation
 
         hp = self.hparams
         tokenizer = self._load_tokenizer()
         parts: dict[str, list] = {role: [], "val": []}
         for src in sources:
-            rows = load_rows(src.path, split=src.split, columns=src.columns, subset=src.subset, revision=src.revision)
+            rows = load_source(src)
             fmt = src.format or detect_format(rows.column_names, source=src.path)
             if src.format:
                 check_format(fmt, rows.column_names, source=src.path)

@@ -8,9 +8,10 @@ them during PPO.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from rlhf_lightning.data.jsonl import read_jsonl_objects
+from rlhf_lightning.data.prompt_templates import fill_template
 from rlhf_lightning.data.prompts import PromptCollator, prompt_messages, render_prompt
 from rlhf_lightning.errors import DataError
 
@@ -18,10 +19,13 @@ from rlhf_lightning.errors import DataError
 RESERVED = ("text", "prompt", "messages", "input_ids", "attention_mask")
 
 
-def read_prompt_rows(path: str) -> list[dict[str, Any]]:
-    """The JSON objects of a JSONL file; DataError naming the file (and line) if missing, bad or empty."""
+def read_prompt_rows(path: str, template: Optional[str] = None) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file; DataError naming the file (and line) if missing, bad or empty.
+    ``template`` (a prompt template) builds each row's ``prompt`` from its columns."""
     rows = []
     for lineno, row in read_jsonl_objects(path, what="prompts"):
+        if template is not None:
+            row["prompt"] = fill_template(template, row, source=path, index=len(rows))
         if "prompt" not in row and "messages" not in row:
             raise DataError(f"{path}:{lineno}: a prompt row needs 'prompt' (string) or 'messages' (chat list "
                             f"ending with a user turn); fields present: {', '.join(row) or 'none'}")
