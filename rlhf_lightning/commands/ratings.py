@@ -18,7 +18,10 @@ at 0 per group; ``elo`` is the same on the Elo scale (1500 + 400/ln 10 · rating
 Methods: ``bradley_terry`` (penalised maximum likelihood; ``ties: half`` or ``davidson``; ``prior`` λ:
 a N(0, 1/λ) prior per rating, 0 = plain MLE, refused when some items never lost), ``plackett_luce``
 (whole rankings; no ties; pairwise rows are rankings of 2) and ``elo`` (sequential, K factor, the file
-order or the mean over ``elo_shuffles`` seeded orders; its spread across orders is reported, not an SE).
+order — with merged votes, the order in which each (prompt, a, b) first appears; a ranking row's pairs
+best answer first — or the mean over ``elo_shuffles`` seeded orders; its spread across orders is
+reported, not an SE). Pairs cut from one ranking are treated as independent by ``bradley_terry`` and
+``elo``, so their standard errors are too small; ``plackett_luce`` counts a ranking once.
 Several annotators' votes on one (prompt, a, b) are kept as separate comparisons (``aggregate:
 none``) or merged by ``majority`` or ``weighted`` (agreement-weighted) vote
 (:mod:`rlhf_lightning.ratings.annotators`). A disconnected comparison graph is an error naming the items

@@ -41,7 +41,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 Ties = Literal["half", "davidson"]
-__all__ = ["BTFit", "bradley_terry_nll", "davidson_nll", "fit_bradley_terry", "newton_minimise", "centred_covariance"]
+__all__ = ["BTFit", "bradley_terry_nll", "bradley_terry_derivatives", "davidson_nll", "fit_bradley_terry",
+           "newton_minimise", "centred_covariance"]
 
 
 @dataclass
@@ -74,26 +75,46 @@ def davidson_nll(theta: Tensor, log_nu: Tensor, i: Tensor, j: Tensor, y: Tensor,
     return -(w * (numerator - log_z)).sum()
 
 
-def newton_minimise(objective: Callable[[Tensor], Tensor], x0: Tensor, *, max_iter: int = 100,
-                    tol: float = 1e-10) -> tuple[Tensor, Tensor, int, bool]:
+def newton_minimise(objective: Callable[[Tensor], Tensor], x0: Tensor, *, max_iter: int = 100, tol: float = 1e-10,
+                    derivatives: Optional[Callable[[Tensor], tuple[Tensor, Tensor]]] = None
+                    ) -> tuple[Tensor, Tensor, int, bool]:
     """Minimise a smooth, strictly convex ``objective`` of ``x (p,)``: Newton steps with Armijo
     backtracking. Stops (after one more full step) when half the Newton decrement ``gᵀH⁻¹g`` is below
-    ``tol``.
-    Returns ``(x, H at x (p, p), iterations, converged)``."""
-    grad_fn, hess_fn = torch.func.grad(objective), torch.func.hessian(objective)
+    ``tol``. ``derivatives(x) -> (gradient (p,), Hessian (p, p))`` where known in closed form (much
+    faster than the default, ``torch.func``). Returns ``(x, H at x (p, p), iterations, converged)``."""
+    if derivatives is None:
+        grad_fn, hess_fn = torch.func.grad(objective), torch.func.hessian(objective)
+
+        def derivatives(x: Tensor) -> tuple[Tensor, Tensor]:
+            return grad_fn(x), hess_fn(x)
+
     x = x0.clone()
     for it in range(1, max_iter + 1):
-        g, h = grad_fn(x), hess_fn(x)
+        g, h = derivatives(x)
         step = torch.linalg.solve(h, g)
         decrement = float(g @ step)
         if decrement / 2 < tol:  # inside the quadratic region: one last full step, error ~ decrement²
             x = x - step
-            return x, hess_fn(x), it, True
+            return x, derivatives(x)[1], it, True
         f0, t = float(objective(x)), 1.0
         while t > 1e-12 and float(objective(x - t * step)) > f0 - 1e-4 * t * decrement:
             t /= 2
         x = x - t * step
-    return x, hess_fn(x), max_iter, False
+    return x, derivatives(x)[1], max_iter, False
+
+
+def bradley_terry_derivatives(theta: Tensor, i: Tensor, j: Tensor, y: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradient ``(n,)`` and Hessian ``(n, n)`` of :func:`bradley_terry_nll`: with ``p = σ(θ_i − θ_j)``,
+    each comparison adds ``w(p − y)`` to ``g_i`` (minus to ``g_j``) and ``w·p(1−p)`` to ``H_ii`` and
+    ``H_jj`` (minus to ``H_ij`` and ``H_ji``)."""
+    n = theta.shape[0]
+    p = torch.sigmoid(theta[i] - theta[j])
+    r, c = w * (p - y), w * p * (1 - p)
+    g = torch.zeros(n, dtype=theta.dtype).index_add_(0, i, r).index_add_(0, j, -r)
+    h = torch.zeros(n, n, dtype=theta.dtype)
+    h.index_put_((i, i), c, accumulate=True).index_put_((j, j), c, accumulate=True)
+    h.index_put_((i, j), -c, accumulate=True).index_put_((j, i), -c, accumulate=True)
+    return g, h
 
 
 def centred_covariance(hessian: Tensor, n: int) -> Tensor:
@@ -150,8 +171,14 @@ def fit_bradley_terry(n: int, i: Tensor, j: Tensor, y: Tensor, w: Optional[Tenso
         def objective(theta: Tensor) -> Tensor:
             return bradley_terry_nll(theta, i, j, y, w) + regulariser(theta)
 
+        extra = prior * torch.eye(n, dtype=torch.float64) + 1.0 / n  # Hessian of the regulariser
+
+        def derivatives(theta: Tensor) -> tuple[Tensor, Tensor]:
+            g, h = bradley_terry_derivatives(theta, i, j, y, w)
+            return g + prior * theta + theta.sum() / n, h + extra
+
         theta, h, iterations, converged = newton_minimise(objective, torch.zeros(n, dtype=torch.float64),
-                                                          max_iter=max_iter, tol=tol)
+                                                          max_iter=max_iter, tol=tol, derivatives=derivatives)
         nu = None if ties == "half" else 0.0  # Davidson without ties: ν = 0, the same likelihood
         loglik = -float(bradley_terry_nll(theta, i, j, y, w))
     se = centred_covariance(h, n).diagonal().clamp(min=0).sqrt()

@@ -60,6 +60,21 @@ def test_chain_of_answers_rated_by_hand(tmp_path, capsys):
     assert (out_dir / ".rlhf-lightning-ratings").is_file()
 
 
+def test_davidson_ties_from_tie_rows_and_tied_sampled_scores(tmp_path, capsys):
+    """A beats B 4 times, B beats A once, 2 ties — one from ``tie: true``, one from equal scores in a
+    ranking row: Davidson gives θ_A = ln2 and ν = 1 (tests/ratings/test_bradley_terry.py)."""
+    rows = [_pair("p", "A", "B")] * 4 + [_pair("p", "B", "A"), _pair("p", "A", "B", tie=True),
+                                         {"prompt": "p", "responses": ["B", "A"], "scores": [0.5, 0.5]}]
+    src = _write(tmp_path / "j.jsonl", rows)
+    code, _, err = _run(capsys, "--input", str(src), "--output", str(tmp_path / "out"), "--ties", "davidson",
+                        "--prior", "0")
+    assert code == 0, err
+    assert _scores(tmp_path / "out") == pytest.approx({("p", "A", None): LN2, ("p", "B", None): -LN2})
+    report = json.loads((tmp_path / "out" / "ratings.json").read_text(encoding="utf-8"))
+    assert report["groups"][0]["fits"][0]["nu"] == pytest.approx(1.0)
+    assert report["groups"][0]["items"][0]["ties"] == 2
+
+
 def _panel_rows() -> list[dict]:
     """tests/ratings/test_annotators.py's panel as rows: prompts u1-u4 judged by A, B, C, F (good > bad)
     and D, E (bad > good); prompt u5 by A (good) against D and E (bad)."""

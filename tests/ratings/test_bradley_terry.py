@@ -17,7 +17,12 @@ import math
 import pytest
 import torch
 
-from rlhf_lightning.ratings.bradley_terry import bradley_terry_nll, davidson_nll, fit_bradley_terry
+from rlhf_lightning.ratings.bradley_terry import (
+    bradley_terry_derivatives,
+    bradley_terry_nll,
+    davidson_nll,
+    fit_bradley_terry,
+)
 
 LN2, LN3 = math.log(2.0), math.log(3.0)
 
@@ -109,6 +114,17 @@ def test_recovers_known_strengths_from_simulated_comparisons():
     assert fit.converged
     assert (err.abs() < 3.5 * fit.se).all() and err.abs().max() < 0.2, (err, fit.se)
     assert 0.05 < float(fit.se.mean()) < 0.1  # ≈ 1/sqrt(n_i p(1−p)) with ~1000 games per item
+
+
+def test_closed_form_derivatives_match_autograd():
+    """The closed-form gradient and Hessian the fit uses equal torch.func's, repeated pairs included."""
+    i, j = torch.tensor([0, 0, 1, 2, 3, 1]), torch.tensor([1, 1, 2, 0, 1, 3])
+    y = torch.tensor([1, 0.5, 1, 0, 1, 0.25], dtype=torch.float64)
+    w = torch.tensor([1, 2, 1, 0.5, 1, 1], dtype=torch.float64)
+    theta = torch.tensor([0.3, -0.2, 0.7, -1.1], dtype=torch.float64)
+    g, h = bradley_terry_derivatives(theta, i, j, y, w)
+    torch.testing.assert_close(g, torch.func.grad(bradley_terry_nll)(theta, i, j, y, w))
+    torch.testing.assert_close(h, torch.func.hessian(bradley_terry_nll)(theta, i, j, y, w))
 
 
 @pytest.mark.parametrize("kwargs,message", [
