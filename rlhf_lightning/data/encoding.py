@@ -23,6 +23,7 @@ from typing import Any, Literal
 import datasets
 
 from rlhf_lightning.data.formats import check_format, prompt_and_completion, to_messages, validate_row
+from rlhf_lightning.data.tools import row_tools
 from rlhf_lightning.errors import ConfigError, DataError
 from rlhf_lightning.losses.labels import IGNORE_INDEX
 
@@ -36,30 +37,44 @@ def uses_chat_template(fmt: str, tokenizer: Any, *, use_chat_template: bool = Tr
     return use_chat_template and fmt != "text" and bool(getattr(tokenizer, "chat_template", None))
 
 
-def _apply_template(tokenizer: Any, messages: list[dict], *, add_generation_prompt: bool) -> str:
+def _template_name(tokenizer: Any) -> str:
+    """The chat template as messages name it: where ``chat_template:`` took it from, else the tokenizer's."""
+    return getattr(tokenizer, "chat_template_source", None) or "the tokenizer's chat template"
+
+
+def _apply_template(tokenizer: Any, messages: list[dict], *, add_generation_prompt: bool,
+                    tools: list[dict] | None = None) -> str:
     import jinja2
 
     try:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
+                                             add_generation_prompt=add_generation_prompt)
     except jinja2.TemplateSyntaxError as e:
-        raise ConfigError(f"the tokenizer's chat template does not parse: {e}") from e
+        raise ConfigError(f"{_template_name(tokenizer)} does not parse: {e}") from e
     except jinja2.TemplateError as e:  # raise_exception(...) in a template, e.g. roles that do not alternate
         raise DataError(f"the chat template rejected this conversation: {e}") from e
 
 
-def _render_chat(messages: list[dict], tokenizer: Any, loss_on: LossOn) -> tuple[str, list[Span]]:
-    full = _apply_template(tokenizer, messages, add_generation_prompt=False)
+def _render_chat(messages: list[dict], tokenizer: Any, loss_on: LossOn,
+                 tools: list[dict] | None = None) -> tuple[str, list[Span]]:
+    """The conversation rendered once, and the character spans of its assistant turns.
+
+    An assistant turn's span runs from the end of the conversation before it (rendered with the generation
+    prompt) to the end of the conversation through it: its content, its tool calls and its end-of-turn text.
+    ``tool`` turns and everything else are context. ``tools`` (function schemas) go to every rendering.
+    """
+    full = _apply_template(tokenizer, messages, add_generation_prompt=False, tools=tools)
     if loss_on == "all":
         return full, [(0, len(full))]
     spans: list[Span] = []
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        before = _apply_template(tokenizer, messages[:i], add_generation_prompt=True)
-        through = _apply_template(tokenizer, messages[: i + 1], add_generation_prompt=False)
+        before = _apply_template(tokenizer, messages[:i], add_generation_prompt=True, tools=tools)
+        through = _apply_template(tokenizer, messages[: i + 1], add_generation_prompt=False, tools=tools)
         if not (through.startswith(before) and full.startswith(through)):
             raise ConfigError(
-                "the tokenizer's chat template is not prefix-stable: rendering the first "
+                f"{_template_name(tokenizer)} is not prefix-stable: rendering the first "
                 f"{i} message(s) (with the generation prompt) or the first {i + 1} is not a prefix of the "
                 "whole conversation, so assistant turns cannot be located for the loss mask. Use a template "
                 "that renders earlier turns the same way whatever follows, or loss_on='all'"
@@ -83,7 +98,7 @@ def render(
     if loss_on not in ("completion", "all"):
         raise ConfigError(f"loss_on must be 'completion' or 'all', got {loss_on!r}")
     if uses_chat_template(fmt, tokenizer, use_chat_template=use_chat_template):
-        return _render_chat(to_messages(row, fmt), tokenizer, loss_on)
+        return _render_chat(to_messages(row, fmt), tokenizer, loss_on, tools=row_tools(row))
     if fmt == "text":
         text = row["text"]
         return text, [(0, len(text))]
@@ -140,7 +155,7 @@ def tokenize_spans(tokenizer: Any, text: str, spans: list[Span], *, add_bos_eos:
         if tokenizer.eos_token_id is not None:
             ids.append(tokenizer.eos_token_id)
             trained.append(bool(spans) and spans[-1][1] == len(text))
-    labels = [t if keep else IGNORE_INDEX for t, keep in zip(ids, trained)]
+    labels = [t if keep else IGNORE_INDEX for t, keep in zip(ids, trained, strict=True)]
     return {"input_ids": ids, "labels": labels}
 
 

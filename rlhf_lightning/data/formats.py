@@ -2,7 +2,7 @@
 
 | format | required columns | optional |
 |---|---|---|
-| ``messages`` | ``messages``: a list of ``{"role", "content"}``, roles system/user/assistant | |
+| ``messages`` | ``messages``: a list of ``{"role", "content"}``, roles system/user/assistant/tool | ``tools`` |
 | ``prompt_completion`` | ``prompt``, ``completion`` (TRL's naming) | |
 | ``prompt_response`` | ``prompt``, ``response`` (the seed projects' CSV) | |
 | ``alpaca`` | ``instruction``, ``output`` | ``input`` |
@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rlhf_lightning.data import public_formats as public
+from rlhf_lightning.data.tools import chat_messages, check_tool_calls, row_tools
 from rlhf_lightning.errors import ConfigError, DataError
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -40,7 +41,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "text": ("text",),
 }
 FORMATS: tuple[str, ...] = tuple(REQUIRED_COLUMNS)
-ROLES: tuple[str, ...] = ("system", "user", "assistant")
+ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 
 # (prompt field, completion field) of the two-field formats.
 _PAIR_FIELDS: dict[str, tuple[str, str]] = {
@@ -132,10 +133,15 @@ def _check_messages(value: Any, *, source: str, index: int) -> None:
         role, content = message.get("role"), message.get("content")
         if not isinstance(role, str) or role not in ROLES:
             raise DataError(f"{where}: messages[{turn}] has role {role!r}; known roles: {', '.join(ROLES)}")
-        if not isinstance(content, str):
+        calls = message.get("tool_calls")
+        if calls is not None:
+            if role != "assistant":
+                raise DataError(f"{where}: messages[{turn}] ({role}) has tool_calls; only assistant turns call tools")
+            check_tool_calls(calls, where=where, turn=turn)
+        if not isinstance(content, str) and not (calls and content is None):
             raise DataError(f"{where}: messages[{turn}] ({role}) content must be a string, got "
                             f"{type(content).__name__}")
-        if role == "assistant" and content.strip():
+        if role == "assistant" and ((content or "").strip() or calls):
             has_answer = True
     if not has_answer:
         raise DataError(f"{where}: field 'messages' has no assistant turn with non-empty content, so nothing "
@@ -149,6 +155,7 @@ def validate_row(row: Mapping, fmt: str, *, source: str, index: int) -> None:
         raise DataError(f"{_where(source, index)}: {public.OASST_HINT}")
     if fmt == "messages":
         _check_messages(row.get("messages"), source=source, index=index)
+        row_tools(row, where=_where(source, index))
         return
     if fmt == "sharegpt":
         messages = public.sharegpt_messages(row, source=source, index=index)
@@ -156,6 +163,7 @@ def validate_row(row: Mapping, fmt: str, *, source: str, index: int) -> None:
             _check_messages(messages, source=source, index=index)
         except DataError as e:  # same checks, named as the user's column
             raise DataError(str(e).replace("field 'messages'", "field 'conversations'")) from None
+        row_tools(row, where=_where(source, index))
         return
     for field in REQUIRED_COLUMNS[fmt]:
         _check_text_field(row, field, source=source, index=index)
@@ -186,8 +194,8 @@ def to_messages(row: Mapping, fmt: str) -> list[dict] | None:
     if fmt == "text":
         return None
     if fmt == "messages":
-        return row["messages"]
+        return chat_messages(row["messages"])
     if fmt == "sharegpt":
-        return public.sharegpt_messages(row, source="data", index=-1)
+        return chat_messages(public.sharegpt_messages(row, source="data", index=-1))
     prompt, completion = prompt_and_completion(row, fmt)
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]

@@ -6,7 +6,7 @@ Pure functions on one row (or one column list); :mod:`~rlhf_lightning.data.forma
 | shape | columns | becomes |
 |---|---|---|
 | Dolly (``databricks-dolly-15k``) | ``instruction``, ``response``; optional ``context`` | user: instruction + "\\n\\n" + context; assistant: response |
-| ShareGPT (LLaMA-Factory, Vicuna) | ``conversations``: ``[{"from", "value"}]``; optional ``system`` | ``messages`` (from human/user → user, gpt/assistant → assistant, system → system) |
+| ShareGPT (LLaMA-Factory, Vicuna) | ``conversations``: ``[{"from", "value"}]``; optional ``system``, ``tools`` | ``messages`` (from human/user → user, gpt/assistant → assistant, system → system, function_call → assistant tool call, observation → tool) |
 | OpenAssistant message rows (``oasst1``/``oasst2``) | ``message_id``, ``parent_id``, ``role``, ``text`` | flattened by :mod:`~rlhf_lightning.data.oasst` (never plain text) |
 | UltraFeedback binarized (``HuggingFaceH4/ultrafeedback_binarized``) | ``prompt`` + ``chosen``/``rejected`` whole conversations | the repeated prompt turns stripped: conversational pairwise |
 | UltraFeedback with scores (``openbmb/UltraFeedback``) | ``instruction``, ``completions``: ``[{"response", "overall_score", ...}]`` | ranking with scores |
@@ -26,6 +26,8 @@ SHAREGPT_ROLES: dict[str, str] = {
     "human": "user", "user": "user",
     "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant", "bard": "assistant",
     "system": "system",
+    "observation": "tool", "tool": "tool",  # LLaMA-Factory's tool output turn
+    "function_call": "assistant",  # LLaMA-Factory's tool call turn: value is the call(s) as JSON
 }
 OASST_COLUMNS: tuple[str, ...] = ("message_id", "parent_id", "role", "text")
 OASST_HINT = (
@@ -84,8 +86,25 @@ def sharegpt_messages(row: Mapping, *, source: str, index: int) -> list[dict]:
         if not isinstance(value, str):
             raise DataError(f"{where}: conversations[{j}] ({sender}) value must be a string, got "
                             f"{type(value).__name__}")
-        messages.append({"role": role, "content": value})
+        if sender.strip().lower() == "function_call":
+            messages.append(_function_call_message(value, where=f"{where}: conversations[{j}]"))
+        else:
+            messages.append({"role": role, "content": value})
     return messages
+
+
+def _function_call_message(value: str, *, where: str) -> dict:
+    """A LLaMA-Factory ``function_call`` turn (``{"name", "arguments"}`` or a list of them, as JSON) as an
+    assistant message with ``tool_calls``."""
+    import json
+
+    try:
+        calls = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where} (function_call) value is not JSON ({e.msg})") from e
+    calls = calls if isinstance(calls, list) else [calls]
+    return {"role": "assistant", "content": None,
+            "tool_calls": [{"type": "function", "function": c} for c in calls]}
 
 
 def _is_message_list(value: Any) -> bool:
@@ -129,7 +148,7 @@ def pair_scores(row: Mapping, where: str) -> list[float] | None:
     for c_col, r_col in PAIR_SCORE_COLUMNS:
         if c_col in row and r_col in row and row[c_col] is not None and row[r_col] is not None:
             values = [row[c_col], row[r_col]]
-            for col, v in zip((c_col, r_col), values):
+            for col, v in zip((c_col, r_col), values, strict=True):
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
                     raise DataError(f"{where}: field {col!r} must be a number, got {v!r:.40}")
             return [float(v) for v in values]

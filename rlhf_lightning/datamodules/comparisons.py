@@ -9,11 +9,11 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from rlhf_lightning.data.spec import DataSource, SourcesArg, as_sources
-from rlhf_lightning.errors import ConfigError, DataError
 from rlhf_lightning.datamodules.predict import load_predict_rows, predict_loader
 from rlhf_lightning.datamodules.resumable import ResumableSampler, ResumableTrainData
 from rlhf_lightning.datamodules.splits import encode_train_val
 from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
+from rlhf_lightning.errors import ConfigError, DataError
 
 
 class ComparisonDataModule(ResumableTrainData, LightningDataModule):
@@ -31,6 +31,8 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
             :mod:`~rlhf_lightning.datamodules.predict` reads them: DPO answers them; a reward model
             scores each row's ``completion`` (or ``response``).
         tokenizer: linked from the model by the CLI.
+        chat_template: replaces the tokenizer's chat template (a built-in name, a ``.jinja`` file or inline
+            Jinja; :mod:`rlhf_lightning.data.chat_templates`); linked from the model's ``chat_template``.
         max_length: token budget of prompt + response.
         truncation: ``truncate`` / ``drop`` / ``error`` (a prompt that leaves no response token is
             always dropped and counted under ``truncate``).
@@ -52,6 +54,7 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
         val_fraction: float = 0.0,
         predict: Optional[SourcesArg] = None,
         tokenizer: Optional[str] = None,
+        chat_template: Optional[str] = None,
         max_length: int = 1024,
         truncation: Literal["truncate", "drop", "error"] = "truncate",
         batch_size: int = 8,
@@ -70,6 +73,7 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
         self.val_sources = as_sources(val, option="data.val")
         self.predict_sources = as_sources(predict, option="data.predict")
         self.tokenizer_path = tokenizer
+        self.chat_template = chat_template
         self.tokenizer = None
         self.train_data = self.val_data = self.predict_data = None
         self.stats: dict = {}
@@ -104,7 +108,7 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
             if hp.pairwise_only and fmt not in PAIRWISE_FORMATS:
                 raise ConfigError(f"{src.path}: format {fmt!r} is not pairwise; this stage trains on "
                                   f"prompt/chosen/rejected pairs")
-            splits = dict(zip((role, "val"), split_validation(table, holdout, hp.seed))) if holdout else {role: table}
+            splits = dict(zip((role, "val"), split_validation(table, holdout, hp.seed), strict=True)) if holdout else {role: table}
             for part, rows in splits.items():
                 comps = [to_comparison(r, fmt, source=src.path, index=i) for i, r in enumerate(rows)]
                 if None in comps:  # ultrafeedback rows whose completions all share one score

@@ -16,10 +16,10 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from rlhf_lightning.data.spec import SourcesArg, as_sources
-from rlhf_lightning.errors import ConfigError, DataError, option_errors
 from rlhf_lightning.datamodules.predict import load_predict_rows, predict_loader
 from rlhf_lightning.datamodules.resumable import ResumableSampler, ResumableTrainData
 from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
+from rlhf_lightning.errors import ConfigError, DataError, option_errors
 
 #: columns the collator turns into tensors or that are not passed to plugins as a column
 RESERVED = ("text", "prompt", "messages", "input_ids", "attention_mask")
@@ -36,6 +36,8 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
             (:mod:`~rlhf_lightning.datamodules.predict`: no length check; longer prompts keep their
             last ``max_prompt_length`` tokens).
         tokenizer: tokenizer folder or hub id; linked from the model's ``policy`` by the CLI.
+        chat_template: replaces the tokenizer's chat template (a built-in name, a ``.jinja`` file or inline
+            Jinja; :mod:`rlhf_lightning.data.chat_templates`); linked from the policy's ``chat_template``.
         max_prompt_length: prompt budget in tokens (chat template and BOS included).
         truncation: what to do with a longer prompt: ``drop`` it (counted and reported),
             ``error`` (a DataError naming the row), or ``keep_end`` (keep its last tokens).
@@ -52,6 +54,7 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
         val: Optional[SourcesArg] = None,
         predict: Optional[SourcesArg] = None,
         tokenizer: Optional[str] = None,
+        chat_template: Optional[str] = None,
         max_prompt_length: int = 256,
         truncation: Literal["drop", "error", "keep_end"] = "drop",
         batch_size: int = 8,
@@ -69,6 +72,7 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
         self.val_sources = as_sources(val, option="data.val")
         self.predict_sources = as_sources(predict, option="data.predict")
         self.tokenizer_path = tokenizer
+        self.chat_template = chat_template
         self.tokenizer = None
         self.train_data: Optional[list[dict]] = None
         self.val_data: Optional[list[dict]] = None

@@ -10,11 +10,11 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from rlhf_lightning.data.spec import DataSource, SourcesArg, as_sources
-from rlhf_lightning.errors import ConfigError
 from rlhf_lightning.datamodules.predict import load_predict_rows, predict_loader
 from rlhf_lightning.datamodules.resumable import ResumableSampler, ResumableTrainData
 from rlhf_lightning.datamodules.splits import encode_train_val
 from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
+from rlhf_lightning.errors import ConfigError
 
 
 class SFTDataModule(ResumableTrainData, LightningDataModule):
@@ -29,6 +29,8 @@ class SFTDataModule(ResumableTrainData, LightningDataModule):
         val_fraction: fraction of ``train`` held out for validation when ``val`` is empty.
         predict: prompt rows (``prompt`` or ``messages``) for ``rlhf-lightning predict``.
         tokenizer: tokenizer folder or hub id; linked from the model's ``policy`` by the CLI.
+        chat_template: replaces the tokenizer's chat template (a built-in name, a ``.jinja`` file or inline
+            Jinja; :mod:`rlhf_lightning.data.chat_templates`); linked from the policy's ``chat_template``.
         max_length: longest tokenised example (and packed row).
         truncation: ``truncate`` (keep the first ``max_length`` tokens), ``drop``, or ``error``;
             counts are reported either way.
@@ -48,6 +50,7 @@ class SFTDataModule(ResumableTrainData, LightningDataModule):
         val_fraction: float = 0.0,
         predict: Optional[SourcesArg] = None,
         tokenizer: Optional[str] = None,
+        chat_template: Optional[str] = None,
         max_length: int = 1024,
         truncation: Literal["truncate", "drop", "error"] = "truncate",
         loss_on: Literal["completion", "all"] = "completion",
@@ -67,6 +70,7 @@ class SFTDataModule(ResumableTrainData, LightningDataModule):
         self.val_sources = as_sources(val, option="data.val")
         self.predict_sources = as_sources(predict, option="data.predict")
         self.tokenizer_path = tokenizer
+        self.chat_template = chat_template
         self.tokenizer = None
         self.train_data = self.val_data = self.predict_data = None
         self.stats: dict[str, Any] = {}
@@ -96,7 +100,7 @@ class SFTDataModule(ResumableTrainData, LightningDataModule):
                 from rlhf_lightning.data.oasst import oasst_conversations
 
                 rows, fmt = datasets.Dataset.from_list(oasst_conversations(rows, source=src.path)), "messages"
-            splits = dict(zip((role, "val"), split_validation(rows, holdout, hp.seed))) if holdout else {role: rows}
+            splits = dict(zip((role, "val"), split_validation(rows, holdout, hp.seed), strict=True)) if holdout else {role: rows}
             for part, table in splits.items():
                 encoded, stats = encode_dataset(table, fmt, tokenizer, max_length=hp.max_length,
                                                 truncation=hp.truncation, loss_on=hp.loss_on, source=src.path,

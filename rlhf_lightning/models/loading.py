@@ -70,16 +70,19 @@ def _dtype(spec: ModelSpec) -> Union[str, torch.dtype]:
 # --------------------------------------------------------------------------- tokenizer
 
 
-def load_tokenizer(spec_or_path: Union[ModelSpec, str], *, padding_side: str = "right"):
+def load_tokenizer(spec_or_path: Union[ModelSpec, str], *, padding_side: str = "right",
+                   chat_template: Optional[str] = None):
     """Load the tokenizer of a spec (``spec.tokenizer_path``) or of a folder / hub id.
 
     A tokenizer without a pad token gets ``pad_token = eos_token`` (with a warning), because every
     collator pads; one with neither is a ModelError. ``padding_side`` is "right" for training;
-    generation wants "left".
+    generation wants "left". The spec's ``chat_template`` (or ``chat_template`` given with a path)
+    replaces the folder's template (:func:`rlhf_lightning.data.chat_templates.set_chat_template`).
     """
     from transformers import AutoTokenizer
 
-    spec = spec_or_path if isinstance(spec_or_path, ModelSpec) else ModelSpec(name_or_path=str(spec_or_path))
+    spec = spec_or_path if isinstance(spec_or_path, ModelSpec) else ModelSpec(name_or_path=str(spec_or_path),
+                                                                                chat_template=chat_template)
     source = spec.tokenizer_path
     if source is None:
         raise ConfigError("no tokenizer source: set `tokenizer` (the model is built from an init_config dict)")
@@ -98,6 +101,10 @@ def load_tokenizer(spec_or_path: Union[ModelSpec, str], *, padding_side: str = "
             f"tokenizer {source!r} has no pad token; using its eos token {tokenizer.eos_token!r} as pad token",
             UserWarning, stacklevel=2,
         )
+    if spec.chat_template is not None:
+        from rlhf_lightning.data.chat_templates import set_chat_template
+
+        set_chat_template(tokenizer, spec.chat_template)
     return tokenizer
 
 

@@ -40,6 +40,11 @@ class ModelSpec:
     Exactly one of ``name_or_path`` (a hub id or a local folder) and ``init_config`` (a config folder,
     a config dict, or a hub id whose config is used, for training from scratch) is usually given;
     with both, ``init_config`` overrides fields of ``name_or_path``'s config and weights are random.
+
+    ``chat_template`` replaces the tokenizer's template: a built-in name (``chatml``, ``llama3``,
+    ``qwen2``), the path of a ``.jinja`` file, or an inline Jinja string (see
+    :mod:`rlhf_lightning.data.chat_templates`); the CLI hands it to the data module too, and exports
+    carry it in their tokenizer files.
     """
 
     name_or_path: Optional[str] = None
@@ -53,6 +58,13 @@ class ModelSpec:
     lora: Optional[LoraSpec] = None
     quantization: Optional[QuantizationSpec] = None
     extra_kwargs: dict[str, Any] = field(default_factory=dict)
+    chat_template: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.chat_template is not None:  # a bad name, missing file or broken Jinja fails at parse time
+            from rlhf_lightning.data.chat_templates import resolve_chat_template
+
+            resolve_chat_template(self.chat_template, owner=self)
 
     @property
     def tokenizer_path(self) -> Optional[str]:
