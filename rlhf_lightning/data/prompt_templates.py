@@ -3,7 +3,8 @@
 A template is a Python format string whose fields are column names (``{text}``, ``{title}``; a
 template may use ``{prompt}`` itself and so wrap an existing prompt). ``{{`` and ``}}`` are literal
 braces. The filled string becomes the row's ``prompt`` column; the other columns stay (a summary's
-``reference`` still reaches the ``rouge`` reward). Positional fields (``{}``, ``{0}``), attribute or
+``reference`` still reaches the ``rouge`` reward). Conversational rows (``messages``) are refused: a
+template builds a plain prompt. Positional fields (``{}``, ``{0}``), attribute or
 index access (``{a.b}``, ``{a[0]}``) and format specs are refused: a column is inserted as it is.
 """
 
@@ -43,6 +44,9 @@ def template_fields(template: str, *, option: str = "prompt_template") -> list[s
 
 def fill_template(template: str, row: Mapping[str, Any], *, source: str, index: int) -> str:
     """``template`` with each ``{column}`` replaced by the row's value (a string or a number)."""
+    if row.get("messages") is not None:
+        raise DataError(f"{source} row index {index}: prompt_template builds a plain prompt, but the row is "
+                        "conversational ('messages'); drop the template or the messages column")
     values = {}
     for name in template_fields(template):
         value = row.get(name)

@@ -184,6 +184,9 @@ def load_source(src: DataSource) -> datasets.Dataset:
     ds = load_rows(src.path, split=src.split, columns=src.columns, subset=src.subset, revision=src.revision)
     if src.prompt_template is None:
         return ds
+    if "messages" in ds.column_names:
+        raise DataError(f"{src.path}: prompt_template builds a plain prompt, but the rows are conversational "
+                        "('messages'); drop the template or the messages column")
     prompts = [fill_template(src.prompt_template, row, source=src.path, index=i) for i, row in enumerate(ds)]
     if "prompt" in ds.column_names:
         ds = ds.remove_columns("prompt")

@@ -88,6 +88,9 @@ def test_sample_writes_pairs_rankings_and_best_of_n_from_the_scored_answers(tmp_
     ({"min_margin": -1.0}, "min_margin must be a finite number >= 0"),
     ({"pairs": "best"}, "pairs"),
     ({"policy": "/no/such/policy"}, "folder /no/such/policy does not exist"),
+    ({"prompt_template": "Summarize: {}"}, "prompt_template: field {} in 'Summarize: {}' is not a column name"),
+    ({"prompt_template": "About {topic}."}, "row index 1: prompt_template builds a plain prompt, but the row is "
+                                            "conversational"),
 ])
 def test_bad_settings_exit_2_with_one_message(tmp_path, tiny_llama_dir, capsys, overrides, message):
     overrides.setdefault("policy", str(tiny_llama_dir))
@@ -95,3 +98,16 @@ def test_bad_settings_exit_2_with_one_message(tmp_path, tiny_llama_dir, capsys, 
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "samples").exists()
+
+
+def test_prompt_template_builds_the_prompts_from_columns(tmp_path, tiny_llama_dir, capsys):
+    """The template replaces each row's prompt; a row without a column it names is one error."""
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text('{"text": "Rain falls.", "id": 1}\n{"text": "Snow.", "id": 2}\n', encoding="utf-8")
+    config = _config(tmp_path, str(tiny_llama_dir), prompts=str(articles), prompt_template="Summarize: {text}")
+    assert cli_main(["sample", "--config", config]) == 0
+    rows = _jsonl(tmp_path / "samples" / "samples.jsonl")
+    assert sorted({r["prompt"] for r in rows}) == ["Summarize: Rain falls.", "Summarize: Snow."]
+    config = _config(tmp_path, str(tiny_llama_dir), prompts=str(articles), prompt_template="{title}: {text}")
+    assert cli_main(["sample", "--config", config]) == 2
+    assert "row index 0: prompt_template needs column 'title', which the row lacks" in capsys.readouterr().err

@@ -50,3 +50,13 @@ def test_load_source_fills_the_prompt_column_and_keeps_the_others(tmp_path):
     assert ds["reference"] == ["Moon.", "Rain."]
     renamed = as_sources({"path": str(path), "columns": {"text": "article"}, "prompt_template": "{article} TL;DR:"})
     assert load_source(renamed[0])["prompt"][1] == "Rain falls. TL;DR:"  # after renaming
+
+
+def test_conversational_rows_are_refused(tmp_path):
+    with pytest.raises(DataError, match="row index 2: prompt_template builds a plain prompt, but the row is "
+                                        "conversational"):
+        fill_template(TLDR, {"text": "x", "messages": [{"role": "user", "content": "hi"}]}, source="f", index=2)
+    path = tmp_path / "chat.jsonl"
+    path.write_text(json.dumps({"text": "x", "messages": [{"role": "user", "content": "hi"}]}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="chat.jsonl: prompt_template builds a plain prompt"):
+        load_source(as_sources({"path": str(path), "prompt_template": TLDR})[0])
