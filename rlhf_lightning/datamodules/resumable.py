@@ -80,7 +80,8 @@ class ResumableTrainData:
     sampler: Optional[ResumableSampler]
     _resume: Optional[tuple[int, int]]
 
-    def resumable_loader(self, rows, *, shuffle: bool, collate_fn, num_workers: int) -> DataLoader:
+    def resumable_loader(self, rows, *, shuffle: bool, collate_fn, num_workers: int,
+                         drop_last: bool = False) -> DataLoader:
         replicas, rank = _data_parallel_rank(getattr(self, "trainer", None))
         self.sampler = ResumableSampler(len(rows), shuffle=shuffle, seed=self.hparams.seed,
                                         num_replicas=replicas, rank=rank)
@@ -92,14 +93,14 @@ class ResumableTrainData:
         # state alone, so a run resumed at an epoch boundary draws the same samples as one that was not.
         generator = torch.Generator().manual_seed(self.hparams.seed + 1_000_003 * rank)
         return DataLoader(rows, batch_size=self.hparams.batch_size, sampler=self.sampler, collate_fn=collate_fn,
-                          num_workers=num_workers, generator=generator)
+                          num_workers=num_workers, generator=generator, drop_last=drop_last)
 
-    def eval_loader(self, rows, *, batch_size: int, collate_fn, num_workers: int) -> DataLoader:
+    def eval_loader(self, rows, *, batch_size: int, collate_fn, num_workers: int, drop_last: bool = False) -> DataLoader:
         """Rows in order, for validation and prediction. Its own generator too: a validation during
         training then draws nothing from the global random stream, so dropout and rollouts see the
         same numbers whatever the validation schedule."""
         return DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collate_fn, num_workers=num_workers,
-                          generator=torch.Generator().manual_seed(self.hparams.seed))
+                          generator=torch.Generator().manual_seed(self.hparams.seed), drop_last=drop_last)
 
     def state_dict(self) -> dict[str, Any]:
         """The epoch and how many of its samples (all ranks together) the trainer has consumed."""
