@@ -25,3 +25,13 @@ def test_unbeaten_components():
     assert unbeaten_components(3, [(0, 1), (1, 2), (2, 0)]) == []
     # {0, 1} beat each other and both beat 2 and 3, which beat each other: {0, 1} unbeaten from outside
     assert unbeaten_components(4, [(0, 1), (1, 0), (0, 2), (1, 3), (2, 3), (3, 2)]) == [[0, 1]]
+
+
+def test_long_chains_need_no_recursion():
+    """10 000 items in a chain of wins (deeper than Python's recursion limit), then closed into a cycle."""
+    n = 10_000
+    chain = [(k, k + 1) for k in range(n - 1)]
+    assert len(strongly_connected_components(n, chain)) == n
+    assert unbeaten_components(n, chain) == [[0]]
+    assert strongly_connected_components(n, [*chain, (n - 1, 0)]) == [list(range(n))]
+    assert connected_components(n, chain) == [list(range(n))]
