@@ -247,3 +247,37 @@ def test_output_folder_safety(tmp_path, capsys):
     (out / "stale.txt").write_text("old", encoding="utf-8")
     assert _run(capsys, "--input", str(src), "--output", str(out))[0] == 0
     assert not (out / "stale.txt").exists() and (out / "scored.jsonl").is_file()
+
+
+def test_reads_what_rlhf_lightning_sample_writes(tmp_path, tiny_llama_dir, capsys):
+    """A tiny Llama's sampled answers, ranked by the length reward (`rlhf-lightning sample`): the
+    ratings of each prompt's answers follow the ranking (equal scores, equal ratings), chat prompts
+    included, from ranking.jsonl and from pairs.jsonl alike."""
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [
+        {"prompt": "Write a poem about spring."}, {"messages": [{"role": "user", "content": "Explain gravity."}]}]),
+        encoding="utf-8")
+    sample_cfg = tmp_path / "sample.yaml"
+    sample_cfg.write_text(json.dumps({
+        "policy": str(tiny_llama_dir), "prompts": str(prompts), "samples_per_prompt": 5, "seed": 1,
+        "generation": {"max_new_tokens": 8, "do_sample": True}, "max_prompt_length": 64, "batch_size": 2,
+        "rewards": [{"class_path": "length", "init_args": {"target": 12, "unit": "chars"}}], "pairs": "all",
+        "output": str(tmp_path / "samples")}), encoding="utf-8")
+    assert main(["sample", "--config", str(sample_cfg)]) == 0
+    rankings = [json.loads(line) for line in (tmp_path / "samples" / "ranking.jsonl").read_text().splitlines()]
+    assert len(rankings) == 2 and any(isinstance(r["prompt"], list) for r in rankings)
+    capsys.readouterr()
+    for source in ("ranking", "pairs"):
+        out = tmp_path / f"rated_{source}"
+        code, _, err = _run(capsys, "--input", str(tmp_path / "samples" / f"{source}.jsonl"), "--output", str(out))
+        assert code == 0, err
+        rows = [json.loads(line) for line in (out / "scored.jsonl").read_text(encoding="utf-8").splitlines()]
+        for ranking in rankings:
+            rated = {json.dumps(r["response"]): r["score"] for r in rows if r["prompt"] == ranking["prompt"]}
+            ratings = [rated[json.dumps(resp)] for resp in ranking["responses"] if json.dumps(resp) in rated]
+            scores = [s for resp, s in zip(ranking["responses"], ranking["scores"], strict=True)
+                      if json.dumps(resp) in rated]
+            assert len(ratings) >= 2
+            for k in range(len(ratings) - 1):  # best first: ratings fall where scores fall, equal where tied
+                assert ratings[k] > ratings[k + 1] + 1e-9 if scores[k] > scores[k + 1] else \
+                    ratings[k] == pytest.approx(ratings[k + 1])
