@@ -200,6 +200,10 @@ def fit_group(group: Group, settings: Any, source: str) -> Rated:
             if settings.method == "plackett_luce":
                 rankings = [[local[a] for a in r] for r in group.rankings if r[0] in local]
                 fit = fit_plackett_luce(len(members), rankings, prior=settings.prior)
+            elif settings.ties == "davidson" and all(o == 0.5 for o in y):
+                where = "the models" if group.prompt is None else f"the answers to prompt {_show(group.prompt)}"
+                raise DataError(f"{source}: every comparison of {where} is a tie, so Davidson's tie parameter has "
+                                "no finite estimate; use --ties half (all ratings then equal)")
             else:
                 fit = fit_bradley_terry(len(members), i, j, y, prior=settings.prior, ties=settings.ties)
             rating, se = fit.ratings, [float(s) for s in fit.se]

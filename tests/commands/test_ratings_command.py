@@ -216,9 +216,10 @@ def test_scored_rows_train_a_reward_model_with_the_mse_loss(tmp_path, capsys):
     ([_pair("p", "A", "B")], ["--method", "plackett_luce", "--aggregate", "majority"], ["plackett_luce"]),
     ([_pair("p", "A", "B", tie=True)], ["--method", "plackett_luce"], ["j.jsonl:1", "tie"]),
     ([_pair("p", "A", "B")], ["--prior", "-1"], ["prior"]),
+    ([_pair("p", "A", "B", tie=True)], ["--ties", "davidson"], ["every comparison", "prompt 'p'", "tie"]),
     ([_pair("p", "A", "B")], ["--method", "bt"], ["method"]),
 ], ids=["empty", "annotator_list", "self_answer", "self_model", "disconnected", "unbeaten_mle", "davidson_elo",
-        "pl_aggregate", "pl_tie", "negative_prior", "unknown_method"])
+        "pl_aggregate", "pl_tie", "negative_prior", "davidson_all_ties", "unknown_method"])
 def test_bad_input_exits_2_with_one_message(tmp_path, capsys, rows, args, expected):
     src = _write(tmp_path / "j.jsonl", rows)
     code, _, err = _run(capsys, "--input", str(src), "--output", str(tmp_path / "out"), *args)
