@@ -52,6 +52,11 @@ class HFExport(Callback):
         if self._active(pl_module):  # fail before training, not after it
             self._protect = run_folders(trainer)
             check_replaceable(self.resolve_dir(trainer), "export", self._protect)
+            model = getattr(pl_module, "model", None)
+            if model is not None:
+                from rlhf_lightning.models.export import check_exportable
+
+                check_exportable(model, self.merge_lora)
 
     def on_fit_end(self, trainer, pl_module) -> None:
         if not self._active(pl_module):

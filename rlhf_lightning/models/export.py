@@ -16,8 +16,8 @@ from typing import Any, Optional, Union
 
 from rlhf_lightning.atomic_paths import atomic_directory
 from rlhf_lightning.errors import ExportError
-from rlhf_lightning.models.lora import has_adapter, merge_into_base, merged_copy
-from rlhf_lightning.models.quantization import is_quantized_4bit
+from rlhf_lightning.models.lora import changes_base_weights, has_adapter, merge_into_base, merged_copy
+from rlhf_lightning.models.quantization import is_quantized
 from rlhf_lightning.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,14 @@ def _full_precision_merge(model: Any, tokenizer: Any, base_spec: Optional[ModelS
     return merge_into_base(model, base)
 
 
+def check_exportable(model: Any, merge_lora: bool) -> None:
+    """Refuse an export that would be wrong: an unmerged pissa/olora adapter (it applies to the residual base
+    the run made, not to the published base model a user would load it onto)."""
+    if has_adapter(model) and not merge_lora and changes_base_weights(model):
+        raise ExportError("a pissa/olora LoRA adapter only fits the residual base weights of this run, not the "
+                          "original model; export it merged (export.merge_lora: true)")
+
+
 def export_pretrained(model: Any, tokenizer: Any, out_dir: Union[str, Path], *, merge_lora: bool = False,
                       base_spec: Optional[ModelSpec] = None, state_dict: Optional[dict] = None) -> Path:
     """Write ``model`` (and ``tokenizer``, with its chat template) as a Hugging Face folder; return it.
@@ -65,15 +73,19 @@ def export_pretrained(model: Any, tokenizer: Any, out_dir: Union[str, Path], *, 
     lora = has_adapter(model)
     if merge_lora and not lora:
         log.info("merge_lora=True but the model has no adapter; exporting it as is")
+    check_exportable(model, merge_lora)
     with atomic_directory(out_dir) as tmp:
         if lora and merge_lora:
-            if is_quantized_4bit(model):
+            if is_quantized(model):
                 merged = _full_precision_merge(model, tokenizer, base_spec)
             else:
                 merged = merged_copy(model)
             merged.save_pretrained(tmp)
             del merged
-            model.save_pretrained(tmp / ADAPTER_SUBDIR)
+            if changes_base_weights(model):  # the adapter alone fits only the residual base: not exported
+                log.info("pissa/olora adapter: exporting the merged model only")
+            else:
+                model.save_pretrained(tmp / ADAPTER_SUBDIR)
         else:
             model.save_pretrained(tmp, state_dict=state_dict)
         if tokenizer is not None:

@@ -17,7 +17,7 @@ import torch
 
 from rlhf_lightning.errors import ConfigError, ModelError, option_errors
 from rlhf_lightning.models.lora import apply_lora
-from rlhf_lightning.models.quantization import bnb_config, guard_linear4bit_on_cpu
+from rlhf_lightning.models.quantization import bnb_config, check_8bit_device, guard_linear4bit_on_cpu
 from rlhf_lightning.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -157,9 +157,12 @@ def _align_with_tokenizer(model: Any, tokenizer: Any) -> None:
 def _load(auto_cls: Any, spec: ModelSpec, tokenizer: Any, task_type: str,
           config_overrides: dict[str, Any]) -> Any:
     """Shared path of the causal-LM and sequence-classifier loaders."""
-    quantized = spec.quantization is not None and spec.quantization.load_in_4bit
+    bits = spec.quantization.bits if spec.quantization is not None else None
+    quantized = bits is not None
     if quantized and spec.lora is None:
-        raise ConfigError("quantization (4-bit) needs `lora`: 4-bit weights cannot be trained directly")
+        raise ConfigError(f"quantization ({bits}-bit) needs `lora`: {bits}-bit weights cannot be trained directly")
+    if bits == 8:
+        check_8bit_device(spec.quantization)
     if spec.name_or_path is None and spec.init_config is None:
         raise ConfigError("set `name_or_path` (pretrained weights) or `init_config` (train from scratch)")
 
@@ -207,7 +210,7 @@ def _load(auto_cls: Any, spec: ModelSpec, tokenizer: Any, task_type: str,
 
     if spec.lora is not None:
         model = apply_lora(model, spec.lora, task_type)
-    if quantized:
+    if bits == 4:
         guard_linear4bit_on_cpu(model)
     model.train()  # from_pretrained returns eval mode in transformers 5
     return model

@@ -12,10 +12,10 @@ from typing import Any, Iterator
 import torch
 
 from rlhf_lightning.errors import ConfigError, ModelError, option_errors
-from rlhf_lightning.models.spec import LoraSpec
+from rlhf_lightning.models.spec import LoraSpec, changes_base
 
 __all__ = ["build_lora_config", "apply_lora", "has_adapter", "disable_adapter", "merged_copy",
-           "merge_into_base"]
+           "merge_into_base", "changes_base_weights"]
 
 _TASK_TYPES = ("CAUSAL_LM", "SEQ_CLS", "TOKEN_CLS", "SEQ_2_SEQ_LM", "FEATURE_EXTRACTION", "QUESTION_ANS")
 
@@ -39,8 +39,19 @@ def build_lora_config(spec: LoraSpec, task_type: str) -> Any:
         bias=spec.bias,
         modules_to_save=list(spec.modules_to_save) if spec.modules_to_save else None,
         use_rslora=spec.use_rslora,
+        use_dora=spec.use_dora,
+        init_lora_weights=spec.init_weights,
         task_type=task_type,
     )
+
+
+def changes_base_weights(model: torch.nn.Module) -> bool:
+    """Whether ``model``'s active adapter was initialised by rewriting the base weights (PiSSA, OLoRA):
+    its frozen base is then the residual, not the original model."""
+    if not has_adapter(model):
+        return False
+    init = getattr(model.peft_config[model.active_adapter], "init_lora_weights", True)
+    return changes_base(init)
 
 
 def has_adapter(model: torch.nn.Module) -> bool:
@@ -73,6 +84,11 @@ def disable_adapter(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     if not has_adapter(model):
         raise ModelError("disable_adapter needs a LoRA (peft) model; this model has no adapter, "
                          "so its reference must be a separate frozen copy")
+    if changes_base_weights(model):
+        init = model.peft_config[model.active_adapter].init_lora_weights
+        raise ConfigError(f"lora.init_weights={init!r} rewrote the base weights, so the policy with its adapter "
+                          "disabled is not the original model and cannot be the reference; give the stage a "
+                          "separate `reference:` model (or use the default LoRA init)")
     with model.disable_adapter():
         yield model
 
@@ -101,6 +117,9 @@ def merge_into_base(model: torch.nn.Module, base: torch.nn.Module) -> torch.nn.M
 
     if not has_adapter(model):
         raise ModelError("merge_into_base needs a LoRA (peft) model")
+    if changes_base_weights(model):
+        raise ModelError("an adapter initialised with pissa/olora belongs to its residual base; it cannot be "
+                         "merged into a re-loaded original base")
     name = model.active_adapter
     config = copy.deepcopy(model.peft_config[name])
     config.inference_mode = False

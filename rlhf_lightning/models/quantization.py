@@ -1,4 +1,5 @@
-"""bitsandbytes 4-bit loading (QLoRA) and the CPU guard that keeps its LoRA gradients alive.
+"""bitsandbytes 4-bit loading (QLoRA), 8-bit loading (GPU only), and the CPU guard that keeps 4-bit LoRA
+gradients alive.
 
 The CPU trap, as read in the bitsandbytes 0.50 source (``bitsandbytes/nn/modules.py``,
 ``Linear4bit``):
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_INSTALL_HINT = "4-bit quantization needs bitsandbytes: pip install 'bitsandbytes>=0.45'"
+_INSTALL_HINT = "quantization needs bitsandbytes: pip install 'bitsandbytes>=0.45'"
 
 
 def import_bitsandbytes() -> Any:
@@ -49,11 +50,24 @@ def import_bitsandbytes() -> Any:
     return bitsandbytes
 
 
+def check_8bit_device(spec: QuantizationSpec) -> None:
+    """8-bit loading is GPU-only here: ConfigError naming ``quantization.load_in_8bit`` when no CUDA device is
+    visible (bitsandbytes' LLM.int8() matmul and its training path are CUDA kernels)."""
+    if spec.load_in_8bit and not torch.cuda.is_available():
+        raise ConfigError("quantization.load_in_8bit: 8-bit bitsandbytes loading needs a CUDA GPU and none is "
+                          "visible (torch.cuda.is_available() is False); use 4-bit (load_in_4bit, runs on CPU) "
+                          "or run on a GPU")
+
+
 def bnb_config(spec: QuantizationSpec) -> Any:
-    """The ``transformers.BitsAndBytesConfig`` for ``spec`` (4-bit only, the QLoRA recipe)."""
+    """The ``transformers.BitsAndBytesConfig`` for ``spec``: 4-bit (the QLoRA recipe: ``bnb_4bit_quant_type``,
+    ``bnb_4bit_compute_dtype``, ``bnb_4bit_use_double_quant``) or 8-bit (``load_in_8bit`` with
+    ``llm_int8_threshold``)."""
     import_bitsandbytes()
     from transformers import BitsAndBytesConfig
 
+    if spec.bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=spec.int8_threshold)
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type=spec.quant_type,
@@ -71,6 +85,17 @@ def _is_linear4bit(module: torch.nn.Module) -> bool:
 def is_quantized_4bit(model: torch.nn.Module) -> bool:
     """True if any submodule is a bitsandbytes ``Linear4bit`` (a QLoRA base)."""
     return any(_is_linear4bit(m) for m in model.modules())
+
+
+def _is_bnb_linear(module: torch.nn.Module) -> bool:
+    return any(cls.__name__ in ("Linear4bit", "Linear8bitLt") and cls.__module__.startswith("bitsandbytes")
+               for cls in type(module).__mro__)
+
+
+def is_quantized(model: torch.nn.Module) -> bool:
+    """True if any submodule is a bitsandbytes 4-bit or 8-bit linear layer: merging an adapter into it would
+    re-quantize the update away, so exports merge into a full-precision re-load instead."""
+    return any(_is_bnb_linear(m) for m in model.modules())
 
 
 def guard_linear4bit_on_cpu(model: torch.nn.Module) -> int:

@@ -83,3 +83,34 @@ def test_merged_copy_matches_lora_and_leaves_it_untouched(tiny_llama_dir):
     assert state.keys() == after.keys() and all(torch.equal(state[k], after[k]) for k in state)
     with pytest.raises(ModelError):
         merged_copy(merged)
+
+
+def test_lora_variants_reach_peft():
+    cfg = build_lora_config(LoraSpec(r=4, use_dora=True, use_rslora=True, init_weights="gaussian"), "CAUSAL_LM")
+    assert (cfg.use_dora, cfg.use_rslora, cfg.init_lora_weights) == (True, True, "gaussian")
+    assert build_lora_config(LoraSpec(init_weights="pissa_niter_4"), "CAUSAL_LM").init_lora_weights == "pissa_niter_4"
+
+
+@pytest.mark.parametrize("kwargs", [dict(use_dora=True), dict(init_weights="orthogonal"), dict(init_weights="pissa"),
+                                    dict(init_weights="olora")])
+def test_variants_start_at_the_base_model_and_merge_exactly(tiny_llama_dir, kwargs):
+    """Every variant starts as the base model (PiSSA/OLoRA by moving components out of the base); after the
+    adapter changes, merging gives the adapter model's logits."""
+    ids = torch.tensor([[1, 40, 41, 42, 43, 44], [1, 50, 60, 70, 80, 90]])
+    base = load_causal_lm(ModelSpec(name_or_path=str(tiny_llama_dir))).eval()
+    model = load_causal_lm(ModelSpec(name_or_path=str(tiny_llama_dir), lora=LoraSpec(r=4, dropout=0.0, **kwargs)))
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, base(ids).logits, atol=1e-4)
+        _perturb_lora(model)
+        adapted = model(ids).logits
+        assert not torch.allclose(adapted, base(ids).logits, atol=1e-3)
+        assert torch.allclose(merged_copy(model).eval()(ids).logits, adapted, atol=1e-5)
+
+
+def test_base_changing_init_is_not_a_reference(tiny_llama_dir):
+    model = load_causal_lm(ModelSpec(name_or_path=str(tiny_llama_dir),
+                                     lora=LoraSpec(r=2, dropout=0.0, init_weights="pissa")))
+    with pytest.raises(ConfigError, match="cannot be the reference"):
+        with disable_adapter(model):
+            pass

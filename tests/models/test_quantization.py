@@ -20,7 +20,6 @@ from rlhf_lightning.models.quantization import guard_linear4bit_on_cpu, is_quant
 from rlhf_lightning.models.spec import LoraSpec, ModelSpec, QuantizationSpec
 from tests import tiny
 
-
 N_LINEAR = 2 * 7  # two Llama layers x (q, k, v, o, gate, up, down)
 
 
@@ -110,3 +109,67 @@ def test_without_guard_generate_silently_kills_lora_grads_and_guard_repairs(llam
 def test_guard_on_full_precision_model_touches_nothing(tiny_llama_dir):
     model = load_causal_lm(ModelSpec(name_or_path=str(tiny_llama_dir)))
     assert guard_linear4bit_on_cpu(model) == 0 and not is_quantized_4bit(model)
+
+
+# --------------------------------------------------------------------------- 8-bit (GPU only)
+
+
+def test_8bit_spec_parses_and_maps_to_bitsandbytes_config():
+    """Written against transformers' documented BitsAndBytesConfig: load_in_8bit + llm_int8_threshold."""
+    from rlhf_lightning.models.quantization import bnb_config
+
+    spec = QuantizationSpec(load_in_8bit=True, int8_threshold=5.0)
+    assert spec.bits == 8
+    config = bnb_config(spec)
+    assert config.load_in_8bit and not config.load_in_4bit and config.llm_int8_threshold == 5.0
+    assert QuantizationSpec().bits == 4 and QuantizationSpec(load_in_4bit=False).bits is None
+    assert bnb_config(QuantizationSpec()).load_in_4bit  # the default stays the QLoRA recipe
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    ({"load_in_8bit": True, "load_in_4bit": True}, "load_in_8bit"),
+    ({"load_in_8bit": True, "int8_threshold": 0.0}, "int8_threshold"),
+])
+def test_bad_8bit_options(kwargs, option):
+    from rlhf_lightning.errors import InvalidOption
+
+    with pytest.raises(InvalidOption, match=f"^{option}: "):
+        QuantizationSpec(**kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU refusal")
+def test_8bit_on_cpu_is_refused_naming_the_option(llama64_dir):
+    from rlhf_lightning.errors import ConfigError
+
+    spec = ModelSpec(name_or_path=str(llama64_dir), lora=LoraSpec(r=4), quantization=QuantizationSpec(load_in_8bit=True))
+    with pytest.raises(ConfigError, match=r"^quantization\.load_in_8bit: 8-bit bitsandbytes loading needs a CUDA GPU"):
+        load_causal_lm(spec)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_8bit_lora_trains_on_gpu(llama64_dir):
+    """On a CUDA machine: the base loads as bitsandbytes Linear8bitLt, only LoRA trains, gradients reach every
+    LoRA B, and a merged export goes through the full-precision re-load (not the int8 weights)."""
+    from rlhf_lightning.models.export import export_pretrained
+    from rlhf_lightning.models.quantization import is_quantized
+
+    spec = ModelSpec(name_or_path=str(llama64_dir), lora=LoraSpec(r=4, dropout=0.0),
+                     quantization=QuantizationSpec(load_in_8bit=True), extra_kwargs={"device_map": {"": 0}})
+    model = load_causal_lm(spec)
+    layers = [m for m in model.modules() if type(m).__name__ == "Linear8bitLt"]
+    assert len(layers) == N_LINEAR and is_quantized(model)
+    trainable, total = count_parameters(model)
+    assert 0 < trainable < total
+    ids = torch.randint(3, 300, (2, 8), device="cuda")
+    model(input_ids=ids, labels=ids).loss.backward()
+    grads = {n: p.grad for n, p in _lora_params(model).items()}
+    assert _nonzero_b_grads(grads) == N_LINEAR
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        export_pretrained(model, None, out, merge_lora=True, base_spec=spec)
+        from transformers import AutoModelForCausalLM
+
+        merged = AutoModelForCausalLM.from_pretrained(out)
+        assert not is_quantized(merged)
