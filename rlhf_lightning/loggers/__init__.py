@@ -1,0 +1,1 @@
+"""Glue between the stages and Lightning's loggers (what the metric API does not carry)."""
