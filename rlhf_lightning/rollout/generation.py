@@ -7,12 +7,12 @@ appended right after it; the KV cache is on (``use_cache=True``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional, Union
 
 import torch
 
 from rlhf_lightning.option_checks import at_least, in_range, non_negative, positive, require
-from rlhf_lightning.rollout.onednn import onednn_linear
+from rlhf_lightning.rollout import onednn
 
 
 @dataclass
@@ -21,6 +21,9 @@ class GenerationSpec:
 
     ``min_new_tokens``: stop tokens are suppressed until a completion has this many tokens
     (0: off); ``min_new_tokens = max_new_tokens`` gives fixed-length completions (benchmarks).
+    ``onednn``: run the model's fp32 ``nn.Linear`` layers through oneDNN while it generates (``auto``,
+    the default: where a one-time GEMM probe finds it faster on this CPU; ``true``; ``false``), see
+    :mod:`rlhf_lightning.rollout.onednn`.
     """
 
     max_new_tokens: int = 64
@@ -32,8 +35,10 @@ class GenerationSpec:
     repetition_penalty: float = 1.0
     num_return_sequences: int = 1
     stop_strings: list[str] = field(default_factory=list)
+    onednn: Union[bool, Literal["auto"]] = "auto"
 
     def __post_init__(self) -> None:
+        require(self, "onednn", onednn.valid(self.onednn), "must be true, false or auto", self.onednn)
         at_least(self, "max_new_tokens", self.max_new_tokens, 1)
         require(self, "min_new_tokens", 0 <= self.min_new_tokens <= self.max_new_tokens,
                 f"must be in [0, max_new_tokens ({self.max_new_tokens})]", self.min_new_tokens)
@@ -111,7 +116,7 @@ def generate(model, tokenizer, input_ids: torch.Tensor, attention_mask: torch.Te
         kwargs = spec.generate_kwargs(tokenizer, model)
         if _needs_sync(model):  # sharded weights: every rank must run as many forwards as the longest
             kwargs["synced_gpus"] = True
-        with onednn_linear():
+        with onednn.routed(model, spec.onednn):
             out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
     finally:
         model.train(was_training)
