@@ -7,7 +7,7 @@ from jsonargparse import Namespace
 from rlhf_lightning.config_errors import as_config_error, option_path, user_error_in
 from rlhf_lightning.errors import ConfigError, InvalidOption
 from rlhf_lightning.losses.preference import SigmoidLoss
-from rlhf_lightning.modules.ppo_config import PPOLoopSpec
+from rlhf_lightning.modules.ppo.config import PPOLoopSpec
 
 
 def _wrapped(err: Exception) -> ValueError:

@@ -130,7 +130,8 @@ def test_skip_invalid_collects_non_finite_values_of_every_kind(value):
 
 
 def test_ppo_on_invalid_skip_marks_numpy_nan_samples():
-    from rlhf_lightning.modules.ppo_rollout import Rollout, position_ids_of, total_reward
+    from rlhf_lightning.modules.ppo.experience import total_reward
+    from rlhf_lightning.rollout.samples import Rollout, position_ids_of
 
     ids = torch.ones(3, 3, dtype=torch.long)
     rollout = Rollout(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=position_ids_of(ids),

@@ -174,7 +174,7 @@ def run(init: Any, raw_rows: list[dict], reward_names: list[str], constraint_nam
     from rlhf_lightning.evaluation.curves import stage_curves
     from rlhf_lightning.evaluation.prompts import prepare_rows, prompt_batches
     from rlhf_lightning.evaluation.report import cpu_model, plot_names, write_report
-    from rlhf_lightning.modules.ppo_rollout import check_plugin_setup
+    from rlhf_lightning.rollout.scoring import check_plugin_setup
 
     started = time.time()
     device = torch.device(init.device or ("cuda" if torch.cuda.is_available() else "cpu"))

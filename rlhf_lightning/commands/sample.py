@@ -108,7 +108,7 @@ def run(init: Any, raw_rows: list[dict], names: list[str], weights: list[float])
     from rlhf_lightning.evaluation import sampling
     from rlhf_lightning.evaluation.prompts import prepare_rows, prompt_batches
     from rlhf_lightning.models.loading import load_tokenizer
-    from rlhf_lightning.modules.ppo_rollout import check_plugin_setup
+    from rlhf_lightning.rollout.scoring import check_plugin_setup
 
     started = time.time()
     device = torch.device(init.device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -4,8 +4,8 @@ Common random numbers: before generating batch ``b`` the global random state is 
 ``(seed, b)`` inside a forked random state, so every policy draws from the same stream for the same
 prompts (the same batches in the same order), whatever was evaluated before it. Identical models
 therefore give identical answers, and differences between policies are not sampling noise of the
-stream. Generation and the per-token log-probs reuse the PPO stage's rollout functions
-(:mod:`rlhf_lightning.modules.ppo_rollout`, which imports no Lightning).
+stream. Generation and the per-token log-probs are the PPO stage's own
+(:mod:`rlhf_lightning.rollout.samples`, which imports no Lightning).
 
 Shapes: ``B`` prompts per batch, ``N`` draws per prompt, ``C`` completion width; a policy's answers
 are in prompt-major order, answer ``j`` to prompt ``i`` at row ``i·N + j``.
@@ -21,9 +21,9 @@ import torch
 from torch import Tensor
 
 from rlhf_lightning.algorithms.masked import masked_sum
-from rlhf_lightning.modules import ppo_rollout as ro
 from rlhf_lightning.plugin_output import checked_scores
 from rlhf_lightning.rollout.generation import GenerationSpec
+from rlhf_lightning.rollout.samples import Rollout, forward_completion, sample
 
 SEED_STRIDE = 1_000_003  # a prime: (seed, batch) pairs map to distinct seeds for any realistic batch count
 
@@ -52,7 +52,7 @@ def _device_of(model) -> torch.device:
 
 @torch.no_grad()
 def sample_batch(model, tokenizer, batch: dict[str, Any], spec: GenerationSpec, *, seed: int,
-                 index: int) -> ro.Rollout:
+                 index: int) -> Rollout:
     """``spec.num_return_sequences`` answers per prompt of a left-padded prompt batch, drawn with the
     global random state reseeded to :func:`batch_seed` ``(seed, index)`` in a forked state (the
     caller's random stream is left as it was)."""
@@ -60,14 +60,14 @@ def sample_batch(model, tokenizer, batch: dict[str, Any], spec: GenerationSpec, 
     batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(batch_seed(seed, index))
-        return ro.sample(model, tokenizer, batch, spec)
+        return sample(model, tokenizer, batch, spec)
 
 
 @torch.no_grad()
-def sequence_logps(model, rollout: ro.Rollout) -> Tensor:
+def sequence_logps(model, rollout: Rollout) -> Tensor:
     """``(N,)`` float64 ``Σ_t log π(y_t | x, y_<t)`` over each answer's completion tokens (EOS
     included, padding after it excluded), at temperature 1 whatever the answers were sampled with."""
-    logps, _, _ = ro.forward_completion(model, rollout)
+    logps, _, _ = forward_completion(model, rollout)
     return masked_sum(logps.double(), rollout.mask, dim=-1)
 
 

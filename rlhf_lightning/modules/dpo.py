@@ -11,6 +11,8 @@ The reference, in order of preference:
 - ``reference:`` a separately loaded, frozen model;
 - otherwise a frozen copy of the policy's initial weights.
 
+(built, run and checkpointed by :mod:`rlhf_lightning.models.reference`, as PPO's)
+
 ``precompute_reference: true`` runs the reference once over the train and val data before the first
 step and keeps the ``(chosen, rejected)`` log-probs per pair (keyed by a hash of the pair's tokens,
 saved in checkpoints); training then runs one model, and without LoRA or ``reference:`` no copy
@@ -20,7 +22,6 @@ is made at all: the policy itself, before its first update, is the reference.
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 from typing import Any, Iterator, Optional
 
@@ -32,6 +33,12 @@ from rlhf_lightning.errors import ConfigError, DataError
 from rlhf_lightning.losses.base import PreferenceLoss
 from rlhf_lightning.losses.labels import IGNORE_INDEX
 from rlhf_lightning.losses.logprobs import sequence_logps, sequence_logps_from_hidden
+from rlhf_lightning.models.reference import (
+    build_reference,
+    drop_reference_weights,
+    reference_forward,
+    restore_reference_weights,
+)
 from rlhf_lightning.models.spec import ModelSpec
 from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model, generate_predictions
 from rlhf_lightning.optim.schedules import default_optimizer
@@ -114,22 +121,13 @@ class DPOModule(LightningModule):
             return
         from rlhf_lightning.errors import option_errors
         from rlhf_lightning.models.loading import load_causal_lm, load_tokenizer
-        from rlhf_lightning.models.lora import has_adapter
 
         with option_errors("model.init_args.policy"):  # what transformers/peft refuse is the user's option
             self.tokenizer = load_tokenizer(self.policy_spec)
             self.model = load_causal_lm(self.policy_spec, tokenizer=self.tokenizer)
-        if not self.needs_reference:
-            return
-        if self.reference_spec is not None:
-            with option_errors("model.init_args.reference"):
-                ref = load_causal_lm(self.reference_spec, tokenizer=self.tokenizer)
-        elif has_adapter(self.model) or self.precompute_reference:
-            return  # adapter disabled, or the not-yet-updated policy itself during precompute
-        else:
-            ref = copy.deepcopy(self.model)
-        ref.requires_grad_(False)
-        self.reference_model = ref.eval()
+        if self.needs_reference:  # precomputing: the not-yet-updated policy itself, no copy
+            self.reference_model = build_reference(self.model, self.reference_spec, self.tokenizer,
+                                                   copy_policy=not self.precompute_reference)
 
     def train(self, mode: bool = True):  # keep the frozen reference in eval mode (no dropout)
         super().train(mode)
@@ -139,27 +137,15 @@ class DPOModule(LightningModule):
 
     @contextlib.contextmanager
     def _reference(self) -> Iterator[torch.nn.Module]:
-        """The reference model, in eval mode, without gradients."""
-        from rlhf_lightning.models.lora import disable_adapter, has_adapter
+        """The reference model, in eval mode, without gradients (see :func:`reference_forward`)."""
+        from rlhf_lightning.models.lora import has_adapter
 
         self.reference_calls += 1
-        with torch.no_grad():
-            if self.reference_model is not None:
-                yield self.reference_model
-                return
-            if not has_adapter(self.model) and self.global_step > 0:
-                raise DataError("reference log-probs missing from the precomputed cache after training started; "
-                                "the policy is no longer the reference (was the data changed on resume?)")
-            was_training = self.model.training
-            self.model.eval()
-            try:
-                if has_adapter(self.model):
-                    with disable_adapter(self.model) as ref:
-                        yield ref
-                else:
-                    yield self.model
-            finally:
-                self.model.train(was_training)
+        if self.reference_model is None and not has_adapter(self.model) and self.global_step > 0:
+            raise DataError("reference log-probs missing from the precomputed cache after training started; "
+                            "the policy is no longer the reference (was the data changed on resume?)")
+        with reference_forward(self.model, self.reference_model) as ref:
+            yield ref
 
     def sequence_logps(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(sum_logps, n_tokens)`` ``(2B,)`` of each row's completion tokens under ``model``."""
@@ -234,21 +220,16 @@ class DPOModule(LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # the reference is rebuilt from its spec (or the policy's initial weights) on load: don't store it
-        state = checkpoint.get("state_dict", {})
-        for key in [k for k in state if k.startswith("reference_model.")]:
-            del state[key]
+        drop_reference_weights(checkpoint.get("state_dict", {}), self.reference_model)
         if self.ref_cache:
             keys = torch.tensor(list(self.ref_cache), dtype=torch.long)
             checkpoint[CACHE_KEY] = {"keys": keys, "values": torch.tensor(list(self.ref_cache.values()))}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.reference_model is not None:
-            state = checkpoint.setdefault("state_dict", {})
-            for name, tensor in self.reference_model.state_dict().items():
-                state.setdefault(f"reference_model.{name}", tensor)
+        restore_reference_weights(checkpoint, self.reference_model)
         cache = checkpoint.get(CACHE_KEY)
         if cache:
-            self.ref_cache = {int(k): (float(v[0]), float(v[1])) for k, v in zip(cache["keys"], cache["values"])}
+            self.ref_cache = {int(k): (float(v[0]), float(v[1])) for k, v in zip(cache["keys"], cache["values"], strict=True)}
 
     # -- steps -----------------------------------------------------------------------------------
     def _shared_step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:

@@ -1,82 +1,8 @@
-"""What the online-RL stage keeps across a resume, and what it logs beyond scalars.
+"""Where PPO's checkpoint state lived before issue #17; it is :mod:`rlhf_lightning.modules.ppo.state` now.
 
-The checkpoint's ``ppo_state`` entry holds the KL controller, the Lagrange multipliers, the reward
-and constraint plugins' own state, the counters and every process's random state (see
-:mod:`rlhf_lightning.random_state`); the frozen reference policy is rebuilt from its source instead
-of stored — except under FSDP, whose strict sharded loader restores every parameter of the module.
+Re-exported so imports of this path keep working.
 """
 
-from __future__ import annotations
+from rlhf_lightning.modules.ppo.state import load_stage_state, log_samples, samples_table, save_stage_state
 
-from typing import Any
-
-from rlhf_lightning.algorithms.masked import masked_sum
-from rlhf_lightning.models.sharding import is_sharded
-from rlhf_lightning.modules.data_parallel import world_size
-from rlhf_lightning.modules.ppo_rollout import Rollout
-from rlhf_lightning.random_state import rng_state_for_rank, rng_states_of_all_ranks
-
-REF_PREFIX = "ref_model."
-
-
-def save_stage_state(stage: Any, checkpoint: dict[str, Any]) -> None:
-    """Fill ``checkpoint["ppo_state"]`` from a ``PPOModule``; drop the frozen reference's weights."""
-    state = checkpoint.get("state_dict", {})
-    if stage.ref_model is None or not is_sharded(stage.ref_model):
-        for key in [k for k in state if k.startswith(REF_PREFIX)]:
-            del state[key]
-    rngs = rng_states_of_all_ranks(world_size(stage._trainer))
-    checkpoint["ppo_state"] = {
-        "kl_controller": stage.kl_ctl.state_dict(),
-        "lambdas": {name: lam.state_dict() for name, lam in stage.lambdas.items()},
-        "rng": rngs[0],
-        "rng_per_rank": rngs,
-        "rollouts_done": stage.rollouts_done,
-        "optimizer_steps": stage.optimizer_steps,
-        "rewards": {name: p.state_dict() for name, p, _ in stage.reward_plugins},
-        "constraints": {name: rule.checker.state_dict()
-                        for name, rule in zip(stage.constraint_names, stage.constraint_rules)},
-    }
-
-
-def load_stage_state(stage: Any, checkpoint: dict[str, Any]) -> None:
-    """Restore a ``PPOModule`` from ``checkpoint``; its random state is applied at the next training
-    step (``stage._pending_rng``), after the loaders are built."""
-    if stage.ref_model is not None and "state_dict" in checkpoint:
-        for key, value in stage.ref_model.state_dict().items():
-            checkpoint["state_dict"].setdefault(REF_PREFIX + key, value)
-    state = checkpoint.get("ppo_state")
-    if not state:
-        return
-    stage.kl_ctl.load_state_dict(state["kl_controller"])
-    for name, lam_state in state["lambdas"].items():
-        if name in stage.lambdas:
-            stage.lambdas[name].load_state_dict(lam_state)
-    stage.rollouts_done = state["rollouts_done"]
-    stage.optimizer_steps = state.get("optimizer_steps", 0)
-    for name, plugin, _ in stage.reward_plugins:
-        if state["rewards"].get(name):
-            plugin.load_state_dict(state["rewards"][name])
-    for name, rule in zip(stage.constraint_names, stage.constraint_rules):
-        if state["constraints"].get(name):
-            rule.checker.load_state_dict(state["constraints"][name])
-    stage._pending_rng = rng_state_for_rank(state, stage.global_rank, world_size(stage._trainer))
-
-
-def samples_table(r: Rollout, k: int) -> str:
-    """A Markdown table of the first ``k`` samples: prompt, completion, mean advantage per token."""
-    lines = ["| prompt | completion | advantage |", "|---|---|---|"]
-    adv = masked_sum(r.advantages, r.mask, dim=-1) / r.mask.sum(-1).clamp(min=1)
-    for i in range(min(k, len(r))):
-        cells = [str(x).replace("|", "\\|").replace("\n", " ") for x in (r.prompts[i], r.completions[i])]
-        lines.append(f"| {cells[0]} | {cells[1]} | {float(adv[i]):.3f} |")
-    return "\n".join(lines)
-
-
-def log_samples(stage: Any, r: Rollout) -> None:
-    """Write :func:`samples_table` of ``stage.hparams.num_logged_samples`` rows to every logger that takes text."""
-    table = samples_table(r, stage.hparams.num_logged_samples)
-    for logger in stage.loggers:
-        add_text = getattr(getattr(logger, "experiment", None), "add_text", None)
-        if callable(add_text):
-            add_text("samples", table, global_step=stage.global_step)
+__all__ = ["load_stage_state", "log_samples", "samples_table", "save_stage_state"]

@@ -9,9 +9,9 @@ from rlhf_lightning.evaluation.prompts import prepare_rows, prompt_batches
 from rlhf_lightning.evaluation.sampling import check_generation, evaluate_policy, sequence_logps, with_draws
 from rlhf_lightning.models.loading import load_causal_lm, load_tokenizer
 from rlhf_lightning.models.spec import ModelSpec
-from rlhf_lightning.modules.ppo_rollout import Rollout, completion_mask, position_ids_of
 from rlhf_lightning.rewards.rules import LengthReward
 from rlhf_lightning.rollout.generation import GenerationSpec
+from rlhf_lightning.rollout.samples import Rollout, completion_mask, position_ids_of
 
 PROMPTS = [{"prompt": "Write a poem about spring.", "topic": "spring"},
            {"prompt": "请解释什么是人工智能。", "topic": "ai"},

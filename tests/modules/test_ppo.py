@@ -11,7 +11,7 @@ from lightning.pytorch import seed_everything
 from rlhf_lightning.algorithms.advantages import GRPO, RLOO, ReinforcePlusPlus
 from rlhf_lightning.errors import ConfigError, PluginError
 from rlhf_lightning.models.spec import LoraSpec, ModelSpec
-from rlhf_lightning.modules.ppo_config import KLSpec, PPOLoopSpec, RewardShapingSpec
+from rlhf_lightning.modules.ppo.config import KLSpec, PPOLoopSpec, RewardShapingSpec
 from rlhf_lightning.rewards.base import RewardFunction
 from rlhf_lightning.rollout.generation import GenerationSpec
 from tests.modules.ppo_helpers import CharLength, make_data, make_module, make_trainer, weights, write_prompts
@@ -128,7 +128,7 @@ def test_nan_reward_samples_can_be_skipped(tiny_llama_dir, prompts, tmp_path):
 
 def test_empty_generations_are_handled(tiny_llama_dir, prompts, tmp_path, monkeypatch):
     """A policy that ends every completion at once (EOS first): one real token, empty text, no crash."""
-    import rlhf_lightning.modules.ppo_rollout as ro
+    import rlhf_lightning.rollout.samples as ro
 
     def eos_at_once(model, tokenizer, input_ids, attention_mask, spec):
         n = input_ids.shape[0] * spec.num_return_sequences
@@ -195,7 +195,7 @@ def test_qlora_lora_grads_survive_the_rollout(tiny_tokenizer_dir, tmp_path):
 
 def test_separate_critic_from_a_sequence_classifier(tiny_llama_dir, prompts, tmp_path):
     """critic.model: a 1-label sequence classifier (e.g. the RM export) gives per-token values; own lr."""
-    from rlhf_lightning.modules.ppo_config import CriticSpec
+    from rlhf_lightning.modules.ppo.config import CriticSpec
 
     module = make_module(tiny_llama_dir, [CharLength()],
                          critic=CriticSpec(model=ModelSpec(name_or_path=str(tiny_llama_dir)), lr=0.05))

@@ -9,9 +9,10 @@ import torch
 from lightning.pytorch import seed_everything
 
 from rlhf_lightning.constraints.base import ConstraintChecker
-from rlhf_lightning.modules.ppo_config import ConstraintRule
-from rlhf_lightning.modules.ppo_rollout import Rollout, apply_constraints, position_ids_of
+from rlhf_lightning.modules.ppo.config import ConstraintRule
+from rlhf_lightning.modules.ppo.experience import apply_constraints
 from rlhf_lightning.rollout.generation import GenerationSpec
+from rlhf_lightning.rollout.samples import Rollout, position_ids_of
 from tests.modules.ppo_helpers import CharLength, make_data, make_module, make_trainer, weights, write_prompts
 
 

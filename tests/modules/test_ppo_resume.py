@@ -7,7 +7,7 @@ from lightning.pytorch import seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from rlhf_lightning.constraints.base import ConstraintChecker
-from rlhf_lightning.modules.ppo_config import ConstraintRule, KLSpec, PPOLoopSpec
+from rlhf_lightning.modules.ppo.config import ConstraintRule, KLSpec, PPOLoopSpec
 from rlhf_lightning.rollout.generation import GenerationSpec
 from tests.modules.ppo_helpers import CharLength, make_data, make_module, make_trainer, write_prompts
 

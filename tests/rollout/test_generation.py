@@ -7,9 +7,9 @@ import re
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from rlhf_lightning.modules import ppo_rollout as ro
-from rlhf_lightning.modules.ppo_rollout import completion_mask
+from rlhf_lightning.rollout import samples as ro
 from rlhf_lightning.rollout.generation import GenerationSpec, generate, stop_token_ids
+from rlhf_lightning.rollout.samples import completion_mask
 
 
 def _eos_loving_model(model_dir, stop_id: int):
