@@ -95,7 +95,7 @@ class KTOModule(DPOModule):
         from rlhf_lightning.losses.kto import kl_estimate
 
         kl = kl_estimate(kl_logps, ref_kl_logps)
-        if self.trainer is not None and self.trainer.world_size > 1:
+        if self._trainer is not None and self._trainer.world_size > 1:  # z0 averaged over ranks, as TRL gathers it
             kl = self.all_gather(kl).mean()
         return kl
 

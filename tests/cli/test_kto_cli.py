@@ -177,3 +177,25 @@ def test_a_paired_loss_is_refused_at_parse_time(tmp_path, tiny_llama_dir, kto_fi
     assert main(["fit", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "kto" in err and "Traceback" not in err
+
+
+def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, tiny_llama_dir, kto_files):
+    """Stopped after step 3 of an epoch of 6 and resumed with --ckpt_path last: the same data order (the
+    shuffled epoch continues mid-way), the reference rebuilt from the initial weights, the same losses."""
+    def cfg(root, steps):
+        root.mkdir()
+        return kto_config(root, tiny_llama_dir, kto_files, **{
+            "trainer.max_steps": steps, "trainer.val_check_interval": None,
+            "trainer.callbacks": [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                                   "init_args": {"dirpath": str(root / "checkpoints"), "save_last": True,
+                                                 "every_n_train_steps": 1}}]})
+
+    assert main(["fit", "--config", str(cfg(tmp_path / "whole", 6))]) == 0
+    part = cfg(tmp_path / "part", 3)
+    assert main(["fit", "--config", str(part)]) == 0
+    assert main(["fit", "--config", str(part), "--trainer.max_steps", "6", "--ckpt_path", "last"]) == 0
+    whole = _col(_metrics(tmp_path / "whole"), "train/loss")
+    with open(sorted((tmp_path / "part").glob("lightning_logs/version_*/metrics.csv"))[-1], encoding="utf-8") as f:
+        resumed = _col(list(csv.DictReader(f)), "train/loss")
+    assert len(whole) == 6 and len(resumed) == 3
+    assert resumed == pytest.approx(whole[3:], rel=1e-6, abs=1e-7)

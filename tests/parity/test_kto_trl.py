@@ -14,11 +14,13 @@ must agree within the DPO parity tolerances (``rtol=1e-4, atol=1e-5``).
 Cases: ``kto`` (β = 0.5), ``kto`` with unequal weights (λ_D = 2, λ_U = 0.5), ``apo_zero_unpaired``,
 and ``kto`` with a LoRA policy whose adapter-disabled model is the reference.
 
-A tokenisation difference, noted rather than hidden: for rows of plain strings TRL does not apply the
-chat template (it tokenises ``prompt`` and ``prompt + completion + eos_token`` as text, with the
-tokenizer's own special tokens), while this project renders a string prompt as a user turn when the
-tokenizer has a chat template (as its DPO and SFT stages do); without a chat template it writes BOS +
-text + EOS. Conversational rows are rendered the same way by both, so the test uses them.
+A tokenisation difference, noted rather than hidden (checked on the tiny tokenizer): for rows of
+plain strings TRL does not apply the chat template; it tokenises ``prompt`` and ``prompt + completion
++ eos_token`` as text with the tokenizer's own special tokens (none for this tokenizer, so no BOS).
+This project renders a string prompt as a user turn when the tokenizer has a chat template (as its
+DPO and SFT stages do), and without one writes BOS + text + EOS: the same completion ids, but a BOS
+in front of the prompt that TRL leaves out. Conversational rows are rendered identically by both, so
+the test uses them.
 """
 
 from __future__ import annotations
