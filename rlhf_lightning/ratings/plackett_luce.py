@@ -25,7 +25,7 @@ from torch import Tensor
 
 from rlhf_lightning.ratings.bradley_terry import BTFit, centred_covariance, newton_minimise
 
-__all__ = ["plackett_luce_nll", "fit_plackett_luce", "group_rankings"]
+__all__ = ["plackett_luce_nll", "plackett_luce_derivatives", "fit_plackett_luce", "group_rankings"]
 
 
 def group_rankings(rankings: Sequence[Sequence[int]], w: Sequence[float] | None = None) -> list[tuple[Tensor, Tensor]]:
@@ -51,6 +51,23 @@ def plackett_luce_nll(theta: Tensor, order: Tensor, w: Tensor) -> Tensor:
     return -(w * (scores - suffix).sum(-1)).sum()
 
 
+def plackett_luce_derivatives(theta: Tensor, order: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradient ``(n,)`` and Hessian ``(n, n)`` of :func:`plackett_luce_nll`: each choice ``k`` of a
+    ranking, with ``p`` the softmax of the ratings of the items still left, adds ``w(p − e_{σ_k})`` to the
+    gradient and ``w(diag p − p pᵀ)`` to the Hessian (the multinomial logit's information)."""
+    n, k_len = theta.shape[0], order.shape[1]
+    g = torch.zeros(n, dtype=theta.dtype)
+    h = torch.zeros(n, n, dtype=theta.dtype)
+    scores = theta[order]
+    for k in range(k_len - 1):
+        left, p = order[:, k:], torch.softmax(scores[:, k:], dim=-1)
+        g.index_add_(0, left.reshape(-1), (w[:, None] * p).reshape(-1)).index_add_(0, order[:, k], -w)
+        info = w[:, None, None] * (torch.diag_embed(p) - p[:, :, None] * p[:, None, :])
+        rows, cols = left[:, :, None].expand_as(info), left[:, None, :].expand_as(info)
+        h.index_put_((rows.reshape(-1), cols.reshape(-1)), info.reshape(-1), accumulate=True)
+    return g, h
+
+
 def fit_plackett_luce(n: int, rankings: Sequence[Sequence[int]], w: Sequence[float] | None = None, *,
                       prior: float = 0.0, max_iter: int = 100, tol: float = 1e-10) -> BTFit:
     """Ratings of ``n`` items from rankings (lists of distinct item indices, best first, K >= 2),
@@ -70,8 +87,17 @@ def fit_plackett_luce(n: int, rankings: Sequence[Sequence[int]], w: Sequence[flo
     def objective(theta: Tensor) -> Tensor:
         return nll(theta) + prior / 2 * (theta**2).sum() + theta.sum() ** 2 / (2 * n)
 
+    extra = prior * torch.eye(n, dtype=torch.float64) + 1.0 / n  # Hessian of the penalty and gauge terms
+
+    def derivatives(theta: Tensor) -> tuple[Tensor, Tensor]:
+        g, h = torch.zeros(n, dtype=torch.float64), extra.clone()
+        for order, weights in groups:
+            dg, dh = plackett_luce_derivatives(theta, order, weights)
+            g, h = g + dg, h + dh
+        return g + prior * theta + theta.sum() / n, h
+
     theta, h, iterations, converged = newton_minimise(objective, torch.zeros(n, dtype=torch.float64),
-                                                      max_iter=max_iter, tol=tol)
+                                                      max_iter=max_iter, tol=tol, derivatives=derivatives)
     se = centred_covariance(h, n).diagonal().clamp(min=0).sqrt()
     loglik = -float(nll(theta))
     return BTFit(theta - theta.mean(), se, None, loglik, iterations, converged)

@@ -14,7 +14,12 @@ import pytest
 import torch
 
 from rlhf_lightning.ratings.bradley_terry import fit_bradley_terry
-from rlhf_lightning.ratings.plackett_luce import fit_plackett_luce, group_rankings, plackett_luce_nll
+from rlhf_lightning.ratings.plackett_luce import (
+    fit_plackett_luce,
+    group_rankings,
+    plackett_luce_derivatives,
+    plackett_luce_nll,
+)
 
 
 def test_two_opposite_rankings_of_three_by_hand():
@@ -44,6 +49,15 @@ def test_mixed_lengths_have_a_zero_gradient_and_a_shift_invariant_hessian():
     assert torch.func.grad(nll)(fit.ratings).abs().max() < 1e-9
     h = torch.func.hessian(nll)(fit.ratings)
     assert h.sum(-1).abs().max() < 1e-10  # adding a constant to every rating changes nothing
+
+
+def test_closed_form_derivatives_match_autograd():
+    order = torch.tensor([[0, 2, 1, 3], [3, 1, 2, 0], [1, 0, 3, 2]])
+    w = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64)
+    theta = torch.tensor([0.4, -0.3, 0.9, -1.0], dtype=torch.float64)
+    g, h = plackett_luce_derivatives(theta, order, w)
+    torch.testing.assert_close(g, torch.func.grad(plackett_luce_nll)(theta, order, w))
+    torch.testing.assert_close(h, torch.func.hessian(plackett_luce_nll)(theta, order, w))
 
 
 def test_recovers_strengths_from_simulated_rankings():
