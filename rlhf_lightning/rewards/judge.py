@@ -23,6 +23,9 @@ Modes:
   (:func:`~rlhf_lightning.rewards.judge_scores.win_rates`): this is how the ``sample`` command's N
   answers per prompt, and a GRPO/RLOO group, are ranked; ``K`` answers cost ``K(K−1)`` judgments.
   ``both_orders`` (default) judges each pair in both orders, which cancels a judge's position bias.
+  Win rates average 1/2 over every group, so their batch mean carries no signal of progress; a PPO
+  or GRPO run's validation (one greedy answer per prompt) needs ``reference``, or ``unpaired:
+  neutral``, which scores a lone answer 1/2.
 
 Dataset columns named in ``columns`` fill template fields of the same name (e.g. ``{answer}``).
 
@@ -84,6 +87,8 @@ class JudgeReward(RewardFunction):
         columns: dataset columns that fill template fields of the same name.
         reference: pairwise: the dataset column of the answer each completion is compared with.
         both_orders: pairwise: judge each pair in both orders (cancels position bias; twice the cost).
+        unpaired: pairwise without ``reference``: an answer alone with its prompt in a call is an
+            ``error``, or scores ``neutral`` 0.5 (the mean win rate of any group; counted in metrics).
         on_unparseable: ``error`` or ``default`` (use ``default_score``, log the count).
         default_score: the verdict of an unreadable answer with ``on_unparseable: default``.
         min_choice_mass: ``read: probabilities``: below this total probability of the labels the
@@ -102,6 +107,7 @@ class JudgeReward(RewardFunction):
                  choices: Optional[dict[str, float]] = None, read: Literal["text", "probabilities"] = "text",
                  pattern: Optional[str] = None, columns: Optional[list[str]] = None,
                  reference: Optional[str] = None, both_orders: bool = True,
+                 unpaired: Literal["error", "neutral"] = "error",
                  on_unparseable: Literal["error", "default"] = "error", default_score: Optional[float] = None,
                  min_choice_mass: float = 0.0, max_new_tokens: int = 16, temperature: float = 0.0,
                  batch_size: int = 8, tokenizer: Optional[str] = None, dtype: str = "float32",
@@ -112,7 +118,7 @@ class JudgeReward(RewardFunction):
                  max_response_bytes: int = 2 ** 20, max_concurrency: int = 4,
                  request_options: Optional[dict[str, Any]] = None) -> None:
         super().__init__()
-        self.mode, self.read, self.both_orders = mode, read, both_orders
+        self.mode, self.read, self.both_orders, self.unpaired = mode, read, both_orders, unpaired
         self.on_unparseable, self.default_score, self.min_choice_mass = on_unparseable, default_score, min_choice_mass
         self.system = system
         self.template = template if template is not None else (
@@ -227,6 +233,7 @@ class JudgeReward(RewardFunction):
 
     def __call__(self, prompts: list[str], completions: list[str], **columns: Any) -> list[float]:
         prompts, completions = list(prompts), list(completions)
+        self._last = {"judgments": 0.0, "unparseable": 0.0, "unparseable_total": float(self.unparseable_total)}
         extra = {name: self._column(name, columns, len(prompts)) for name in self.columns}
         if self.mode == "pointwise":
             keys = list(range(len(prompts)))
@@ -243,17 +250,19 @@ class JudgeReward(RewardFunction):
 
             return reference_scores(len(prompts), self._pairs(keys, prompts, answer, extra))
         groups = group_by_prompt(prompts)
-        for group in groups:
-            if len(group) < 2:
-                raise PluginError(f"judge (pairwise): sample {group[0]} is the only answer to its prompt in this "
-                                  f"batch of {len(prompts)}, so it has nothing to be compared with; score the "
-                                  "answers to one prompt together, or set `reference` to a column holding a "
-                                  "reference answer")
+        alone = [group[0] for group in groups if len(group) < 2]
+        if alone and self.unpaired == "error":
+            raise PluginError(f"judge (pairwise): sample {alone[0]} is the only answer to its prompt in this batch "
+                              f"of {len(prompts)} ({len(alone)} such), so it has nothing to be compared with; score "
+                              "the answers to one prompt together, set `reference` to a column holding a reference "
+                              "answer, or set unpaired: neutral (PPO/GRPO validation answers each prompt once)")
+        groups = [group for group in groups if len(group) > 1]
         keys = [pair for group in groups for pair in round_robin(group, self.both_orders)]
         verdicts = self._pairs(keys, prompts, lambda i, _: completions[i], extra)
-        scores: dict[int, float] = {}
+        scores = {i: 0.5 for i in alone}  # the mean win rate of any group: batch means stay comparable
         for group in groups:
             scores.update(win_rates(group, verdicts))
+        self._last["unpaired"] = float(len(alone))
         return [scores[i] for i in range(len(prompts))]
 
     # ------------------------------------------------------------------ judging
@@ -294,7 +303,7 @@ class JudgeReward(RewardFunction):
             conversations.append(self._conversation({**texts[key], **{k: v[row] for k, v in extra.items()}}))
         read, raw = self._verdicts(conversations)
         bad = [k for k, v in zip(keys, read, strict=True) if v is None]
-        self._last = {"judgments": float(len(keys)), "unparseable": float(len(bad))}
+        self._last.update(judgments=float(len(keys)), unparseable=float(len(bad)))
         if self.read == "probabilities":
             self._last["choice_mass"] = sum(self._masses) / len(self._masses)
         if bad:

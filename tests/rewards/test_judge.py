@@ -209,3 +209,13 @@ def test_pairwise_answer_alone_with_its_prompt_is_an_error(judges, monkeypatch):
     reward = endpoint_judge(judges(chat_behaviour(longer_wins)), mode="pairwise")
     with pytest.raises(PluginError, match=r"sample 2 is the only answer to its prompt in this batch of 3.*reference"):
         reward(["p", "p", "q"], ["a", "bb", "c"])
+
+
+def test_pairwise_lone_answers_score_neutral_when_asked(judges, monkeypatch):
+    monkeypatch.setenv("JUDGE_KEY", "sk-9d2c")
+    server = judges(chat_behaviour(longer_wins))
+    reward = endpoint_judge(server, mode="pairwise", unpaired="neutral")
+    # q and r have one answer each: 1/2; p's two answers are judged (longer wins both orders)
+    assert reward(["p", "q", "p", "r"], ["a", "b", "cc", "d"]) == [0.0, 0.5, 1.0, 0.5]
+    assert reward.metrics()["unpaired"] == 2.0 and len(server.requests) == 2
+    assert reward(["q"], ["b"]) == [0.5] and reward.metrics()["judgments"] == 0.0  # nothing asked this time
