@@ -21,9 +21,9 @@ class GenerationSpec:
 
     ``min_new_tokens``: stop tokens are suppressed until a completion has this many tokens
     (0: off); ``min_new_tokens = max_new_tokens`` gives fixed-length completions (benchmarks).
-    ``onednn``: run the model's fp32 ``nn.Linear`` layers through oneDNN while it generates (``auto``,
-    the default: where a one-time GEMM probe finds it faster on this CPU; ``true``; ``false``), see
-    :mod:`rlhf_lightning.rollout.onednn`.
+    ``onednn``: run the model's fp32 ``nn.Linear`` layers through oneDNN while it generates (``false``,
+    the default: stock kernels, measured faster end to end; ``true``; ``auto``: where a one-time GEMM
+    probe finds oneDNN faster), see :mod:`rlhf_lightning.rollout.onednn`.
     """
 
     max_new_tokens: int = 64
@@ -35,7 +35,7 @@ class GenerationSpec:
     repetition_penalty: float = 1.0
     num_return_sequences: int = 1
     stop_strings: list[str] = field(default_factory=list)
-    onednn: Union[bool, Literal["auto"]] = "auto"
+    onednn: Union[bool, Literal["auto"]] = False
 
     def __post_init__(self) -> None:
         require(self, "onednn", onednn.valid(self.onednn), "must be true, false or auto", self.onednn)

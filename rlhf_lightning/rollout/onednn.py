@@ -6,7 +6,10 @@ PyTorch runs an fp32 ``F.linear`` on CPU through MKL's sgemm; oneDNN's fp32 kern
 no faster on an Intel Xeon without AVX512-BF16 (~69 vs ~67 GFLOP/s per thread), in full fp32 (no
 reduced-precision math). So the choice is an option: ``true``, ``false`` (YAML's ``on``/``off`` are
 booleans too) or ``"auto"``, which times both kernels once per process (:func:`probe`) and takes oneDNN
-only where it is clearly faster.
+only where its GEMMs are clearly faster. The stages default to ``false``: end to end (generation,
+scoring and update of GRPO / PPO on a 4M-parameter Llama, tests/benchmarks/run_all.py) it was 0.96-0.97x
+the stock speed on AMD Zen 5 with 5-10 % more peak memory (the copies and transposes around each GEMM
+and oneDNN's primitive cache eat the kernel's gain), so a GEMM probe alone does not predict a gain.
 
 :func:`route` changes the class of each plain ``torch.nn.Linear`` *instance* of one model to
 :class:`OneDNNLinear` (a subclass whose forward and backward GEMMs — ``y = x·Wᵀ + b``,

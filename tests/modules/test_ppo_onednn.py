@@ -51,5 +51,6 @@ def test_off_leaves_every_linear_stock(tiny_llama_dir, tmp_path):
     assert torch.nn.Linear.forward is not onednn.OneDNNLinear.forward
 
 
-def test_the_default_is_auto():
-    assert PPOLoopSpec().onednn == "auto" and GenerationSpec().onednn == "auto"
+def test_the_default_is_the_stock_kernel():
+    """Off by default: tests/benchmarks/run_all.py measured oneDNN slower end to end on AMD Zen 5."""
+    assert PPOLoopSpec().onednn is False and GenerationSpec().onednn is False

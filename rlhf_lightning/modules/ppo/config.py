@@ -8,7 +8,7 @@ importable there).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import torch
 
@@ -117,6 +117,13 @@ class PPOLoopSpec:
             ``seq_mean_token_sum`` (sum per sequence, mean over sequences; Dr. GRPO).
         max_grad_norm: clip the gradient norm before each step (``None``: off).
         entropy_coef: bonus for the policy's entropy (0: off; entropy is logged either way).
+        onednn: run the stage's own models' fp32 ``nn.Linear`` layers (policy, reference, critic;
+            forward, backward and activation-checkpointing recompute) through oneDNN: ``false`` (default:
+            PyTorch's stock kernels), ``true``, or ``auto`` (where a one-time GEMM probe finds oneDNN
+            faster). Off by default because tests/benchmarks/run_all.py measured it slower end to end
+            on AMD Zen 5 (GRPO 0.96x, PPO 0.97x, +5-10 % peak RSS) although its GEMMs are 1.26x faster
+            there; on Intel Xeons without AVX512-BF16 the GEMMs are no faster. Generation has its own
+            ``generation.onednn``.
     """
 
     epochs: int = 1
@@ -127,9 +134,12 @@ class PPOLoopSpec:
     aggregation: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum"] = "token_mean"
     max_grad_norm: Optional[float] = 1.0
     entropy_coef: float = 0.0
+    onednn: Union[bool, Literal["auto"]] = False
 
     def __post_init__(self) -> None:
         at_least(self, "epochs", self.epochs, 1)
+        require(self, "onednn", isinstance(self.onednn, bool) or self.onednn == "auto", "must be true, false or auto",
+                self.onednn)
         at_least(self, "num_minibatches", self.num_minibatches, 1)
         positive(self, "clip_eps", self.clip_eps)
         positive(self, "clip_eps_high", self.clip_eps_high, optional=True)

@@ -45,6 +45,7 @@ from rlhf_lightning.optim.schedules import default_optimizer
 from rlhf_lightning.option_checks import require
 from rlhf_lightning.random_state import set_rng_state
 from rlhf_lightning.rewards.base import RewardFunction
+from rlhf_lightning.rollout import onednn
 from rlhf_lightning.rollout.generation import GenerationSpec
 from rlhf_lightning.rollout.samples import Rollout, forward_completion, sample
 from rlhf_lightning.rollout.scoring import NamedPlugin, check_plugin_setup, plugin_names, score, weighted_total
@@ -152,6 +153,7 @@ class PPOModule(LightningModule):
                     self.critic_model = load_sequence_classifier(self.critic_spec.model, num_labels=1,
                                                                  tokenizer=self.tokenizer)
                 disable_dropout_(self.critic_model)
+        onednn.route_if((self.model, self.reference_model, self.critic_model), self.ppo.onednn)  # ppo.onednn
 
     @property
     def temperature(self) -> float:
