@@ -169,6 +169,22 @@ def test_sample_table_goes_to_tensorboard(tiny_llama_dir, prompts, tmp_path):
     assert texts[0][1].count("\n") == 3  # header, rule, 2 rows
 
 
+def test_sample_rows_go_to_the_csv_logger_as_jsonl(tiny_llama_dir, prompts, tmp_path):
+    import json
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    logger = CSVLogger(str(tmp_path), name="csv")
+    module = make_module(tiny_llama_dir, [CharLength()], log_samples_every_n_steps=1, num_logged_samples=2)
+    seed_everything(0)
+    make_trainer(tmp_path, 2, logger=logger).fit(module, make_data(tiny_llama_dir, prompts))
+    with open(f"{logger.log_dir}/samples.jsonl", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    steps = [r["step"] for r in rows]
+    assert len(rows) == 4 and steps[0] == steps[1] < steps[2] == steps[3]  # 2 rows at each of 2 logging steps
+    assert all(set(r) == {"step", "prompt", "completion", "advantage"} and r["prompt"] for r in rows)
+
+
 def test_qlora_lora_grads_survive_the_rollout(tiny_tokenizer_dir, tmp_path):
     """4-bit base + LoRA: after generate() (an eval-mode forward) every LoRA-B still gets a gradient."""
     import bitsandbytes  # noqa: F401 - a dependency of the package: missing is a failure, not a skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from rlhf_lightning.algorithms.masked import masked_sum
+from rlhf_lightning.loggers.sample_tables import log_sample_table, markdown_table
 from rlhf_lightning.models.reference import drop_reference_weights, restore_reference_weights
 from rlhf_lightning.modules.data_parallel import world_size
 from rlhf_lightning.modules.ppo.experience import Experience
@@ -58,20 +59,22 @@ def load_stage_state(stage: Any, checkpoint: dict[str, Any]) -> None:
     stage._pending_rng = rng_state_for_rank(state, stage.global_rank, world_size(stage._trainer))
 
 
-def samples_table(r: Experience, k: int) -> str:
-    """A Markdown table of the first ``k`` samples: prompt, completion, mean advantage per token."""
-    lines = ["| prompt | completion | advantage |", "|---|---|---|"]
+SAMPLE_COLUMNS = ("prompt", "completion", "advantage")
+
+
+def sample_rows(r: Experience, k: int) -> list[list[Any]]:
+    """The first ``k`` samples as ``[prompt, completion, mean advantage per token]`` rows."""
     adv = masked_sum(r.advantages, r.mask, dim=-1) / r.mask.sum(-1).clamp(min=1)
-    for i in range(min(k, len(r))):
-        cells = [str(x).replace("|", "\\|").replace("\n", " ") for x in (r.prompts[i], r.completions[i])]
-        lines.append(f"| {cells[0]} | {cells[1]} | {float(adv[i]):.3f} |")
-    return "\n".join(lines)
+    return [[r.prompts[i], r.completions[i], round(float(adv[i]), 4)] for i in range(min(k, len(r)))]
+
+
+def samples_table(r: Experience, k: int) -> str:
+    """A Markdown table of :func:`sample_rows`."""
+    return markdown_table(SAMPLE_COLUMNS, sample_rows(r, k))
 
 
 def log_samples(stage: Any, r: Experience) -> None:
-    """Write :func:`samples_table` of ``stage.hparams.num_logged_samples`` rows to every logger that takes text."""
-    table = samples_table(r, stage.hparams.num_logged_samples)
-    for logger in stage.loggers:
-        add_text = getattr(getattr(logger, "experiment", None), "add_text", None)
-        if callable(add_text):
-            add_text("samples", table, global_step=stage.global_step)
+    """Write ``stage.hparams.num_logged_samples`` rows of :func:`sample_rows` to every logger that takes
+    tables (:mod:`rlhf_lightning.loggers.sample_tables`)."""
+    log_sample_table(stage.trainer, SAMPLE_COLUMNS, sample_rows(r, stage.hparams.num_logged_samples),
+                     key="samples", step=stage.global_step)
