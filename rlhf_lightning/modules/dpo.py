@@ -40,7 +40,12 @@ from rlhf_lightning.models.reference import (
     restore_reference_weights,
 )
 from rlhf_lightning.models.spec import ModelSpec
-from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model, generate_predictions
+from rlhf_lightning.modules.stage import (
+    configure_stage_optimizers,
+    export_stage_model,
+    generate_predictions,
+    load_policy,
+)
 from rlhf_lightning.optim.schedules import default_optimizer
 from rlhf_lightning.rollout.generation import GenerationSpec
 
@@ -119,12 +124,7 @@ class DPOModule(LightningModule):
         """Load the policy (and, if one is needed, the reference) here so strategies can shard them."""
         if self.model is not None:
             return
-        from rlhf_lightning.errors import option_errors
-        from rlhf_lightning.models.loading import load_causal_lm, load_tokenizer
-
-        with option_errors("model.init_args.policy"):  # what transformers/peft refuse is the user's option
-            self.tokenizer = load_tokenizer(self.policy_spec)
-            self.model = load_causal_lm(self.policy_spec, tokenizer=self.tokenizer)
+        self.tokenizer, self.model = load_policy(self.policy_spec)
         if self.needs_reference:  # precomputing: the not-yet-updated policy itself, no copy
             self.reference_model = build_reference(self.model, self.reference_spec, self.tokenizer,
                                                    copy_policy=not self.precompute_reference)

@@ -20,7 +20,12 @@ from rlhf_lightning.data.packing import block_causal_mask
 from rlhf_lightning.losses.labels import IGNORE_INDEX
 from rlhf_lightning.losses.language_model import token_nll
 from rlhf_lightning.models.spec import ModelSpec
-from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model, generate_predictions
+from rlhf_lightning.modules.stage import (
+    configure_stage_optimizers,
+    export_stage_model,
+    generate_predictions,
+    load_policy,
+)
 from rlhf_lightning.modules.token_mean import GlobalTokenMean
 from rlhf_lightning.optim.schedules import default_optimizer
 from rlhf_lightning.rollout.generation import GenerationSpec
@@ -61,12 +66,7 @@ class SFTModule(LightningModule):
         """Load tokenizer and model here (not in ``__init__``) so strategies can shard them."""
         if self.model is not None:
             return
-        from rlhf_lightning.errors import option_errors
-        from rlhf_lightning.models.loading import load_causal_lm, load_tokenizer
-
-        with option_errors("model.init_args.policy"):  # what transformers/peft refuse is the user's option
-            self.tokenizer = load_tokenizer(self.policy_spec)
-            self.model = load_causal_lm(self.policy_spec, tokenizer=self.tokenizer)
+        self.tokenizer, self.model = load_policy(self.policy_spec)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         attention_mask, position_ids = batch.get("attention_mask"), batch.get("position_ids")

@@ -41,6 +41,17 @@ def configure_stage_optimizers(module, optimizer_fn: Callable, scheduler_fn: Opt
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+def load_policy(spec: ModelSpec) -> tuple[Any, Any]:
+    """``(tokenizer, causal LM)`` of a stage's ``policy`` option; what transformers/peft refuse is the
+    user's option ``model.init_args.policy``. Call it in ``configure_model`` so strategies can shard."""
+    from rlhf_lightning.errors import option_errors
+    from rlhf_lightning.models.loading import load_causal_lm, load_tokenizer
+
+    with option_errors("model.init_args.policy"):
+        tokenizer = load_tokenizer(spec)
+        return tokenizer, load_causal_lm(spec, tokenizer=tokenizer)
+
+
 def predict_rows(batch: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of a ``predict`` batch as the data module read them: every column except the rendered
     prompt ``text`` and the tensors (see :mod:`rlhf_lightning.datamodules.predict`)."""

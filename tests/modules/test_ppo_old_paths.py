@@ -94,6 +94,24 @@ def assert_continues(start: dict, first: dict, end: dict, uninterrupted: dict) -
                      {k: v for k, v in uninterrupted["ppo_state"].items() if k not in rng}, "ppo_state")
 
 
+def test_old_module_paths_re_export_the_same_objects():
+    import rlhf_lightning.modules.ppo as package
+    from rlhf_lightning.modules import ppo_config, ppo_rollout, ppo_state
+    from rlhf_lightning.modules.ppo import config, experience, loop, state
+    from rlhf_lightning.rollout import samples, scoring
+
+    assert package.PPOModule is loop.PPOModule
+    for name in ppo_config.__all__:
+        assert getattr(ppo_config, name) is getattr(config, name) is getattr(package, name)
+    for name in ppo_state.__all__:
+        assert getattr(ppo_state, name) is getattr(state, name)
+    for name in ppo_rollout.__all__:
+        new = next(m for m in (experience, samples, scoring) if hasattr(m, name))
+        assert getattr(ppo_rollout, name) is getattr(new, name), name
+    assert {"Rollout", "sample", "forward_completion", "score", "total_reward", "apply_constraints",
+            "check_plugin_setup", "completion_mask", "position_ids_of"} <= set(ppo_rollout.__all__)
+
+
 def test_cli_resumes_a_checkpoint_written_before_the_move(tmp_path, monkeypatch):
     resumed, full = tmp_path / "resumed", tmp_path / "full"
     for root in (resumed, full):

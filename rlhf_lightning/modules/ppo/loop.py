@@ -39,7 +39,12 @@ from rlhf_lightning.modules.data_parallel import any_across, sum_across, world_s
 from rlhf_lightning.modules.ppo.config import ConstraintRule, CriticSpec, KLSpec, PPOLoopSpec, RewardShapingSpec
 from rlhf_lightning.modules.ppo.experience import Experience, make_experience
 from rlhf_lightning.modules.ppo.state import load_stage_state, log_samples, save_stage_state
-from rlhf_lightning.modules.stage import configure_stage_optimizers, export_stage_model, generate_predictions
+from rlhf_lightning.modules.stage import (
+    configure_stage_optimizers,
+    export_stage_model,
+    generate_predictions,
+    load_policy,
+)
 from rlhf_lightning.modules.value_head import ValueHead, disable_dropout_, hidden_size_of, separate_critic_values
 from rlhf_lightning.optim.schedules import default_optimizer
 from rlhf_lightning.option_checks import require
@@ -138,11 +143,9 @@ class PPOModule(LightningModule):
     def configure_model(self) -> None:
         if self.model is not None:
             return
-        from rlhf_lightning.models.loading import load_causal_lm, load_sequence_classifier, load_tokenizer
+        from rlhf_lightning.models.loading import load_sequence_classifier
 
-        with option_errors("model.init_args.policy"):  # what transformers/peft refuse is the user's option
-            self.tokenizer = load_tokenizer(self.policy_spec)
-            self.model = load_causal_lm(self.policy_spec, tokenizer=self.tokenizer)
+        self.tokenizer, self.model = load_policy(self.policy_spec)
         disable_dropout_(self.model)  # old, new and reference log-probs must be one distribution
         self.reference_model = build_reference(self.model, self.reference_spec, self.tokenizer)
         if self.estimator.needs_critic:
