@@ -72,7 +72,9 @@ _FIELDS = {"pointwise": ("prompt", "completion"), "pairwise": ("prompt", "first"
 
 
 class JudgeReward(RewardFunction):
-    """Scores answers with a judge model and a rubric (see the module doc).
+    """Scores answers by a judge LM's verdicts on a rubric: a local causal LM or an OpenAI-compatible endpoint.
+
+    See the module doc for modes, verdicts and the unparseable-answer policy.
 
     Args:
         model: local: an HF causal-LM folder or hub id; with ``base_url``: the endpoint's model name.

@@ -143,6 +143,8 @@ def test_grpo_fit_with_a_pairwise_judge_compares_answers_within_each_group(tmp_p
     # win rates average 1/2 in every group; validation answers each prompt once: neutral 1/2
     assert train and all(v == pytest.approx(0.5) for v in train)
     assert val == [pytest.approx(0.5)]
+    for path in tmp_path.rglob("*"):  # config, hparams, metrics, checkpoints: the key is nowhere
+        assert not path.is_file() or b"sk-cli-41aa" not in path.read_bytes(), path
 
 
 def test_grpo_validation_with_a_lone_answer_per_prompt_names_the_way_out(tmp_path, tiny_llama_dir, judges,
