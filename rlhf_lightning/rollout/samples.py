@@ -16,7 +16,6 @@ from torch import Tensor
 from rlhf_lightning.algorithms.shaping import last_token_index
 from rlhf_lightning.losses.logprobs import token_logps
 from rlhf_lightning.rollout.generation import GenerationSpec, generate, stop_token_ids
-from rlhf_lightning.rollout.onednn import onednn_linear
 
 #: batch keys that are not dataset columns for the plugins
 NOT_COLUMNS = ("text", "prompt", "input_ids", "attention_mask")
@@ -102,10 +101,9 @@ def forward_completion(model, rollout: Rollout, rows: Optional[Tensor] = None, *
     """
     idx = slice(None) if rows is None else rows
     c = rollout.completion_ids.shape[1]
-    with onednn_linear():  # forward here; its backward GEMMs run through oneDNN too (autograd saves the route)
-        out = model(input_ids=rollout.input_ids[idx], attention_mask=rollout.attention_mask[idx],
-                    position_ids=rollout.position_ids[idx], use_cache=False, logits_to_keep=c + 1,
-                    output_hidden_states=hidden)
+    out = model(input_ids=rollout.input_ids[idx], attention_mask=rollout.attention_mask[idx],
+                position_ids=rollout.position_ids[idx], use_cache=False, logits_to_keep=c + 1,
+                output_hidden_states=hidden)
     logits = out.logits[:, :-1]
     logps = token_logps(logits, rollout.completion_ids[idx], temperature)
     h = out.hidden_states[-1][:, rollout.prompt_width - 1:-1] if hidden else None
