@@ -131,7 +131,7 @@ class UnpairedDataModule(ResumableTrainData, LightningDataModule):
             raise ConfigError(f"{option} must be at least 2: the KL reference point pairs each prompt with another "
                               f"row's completion in the same batch, got {batch_size}")
         replicas, _ = _data_parallel_rank(self.trainer)
-        per_rank = math.ceil(n_rows / replicas) if role == "train" else n_rows
+        per_rank = math.ceil(n_rows / replicas)  # Lightning splits validation rows over ranks too
         if per_rank == 1:
             where = "data.train" if role == "train" else "data.val (or data.val_fraction)"
             raise DataError(f"{role}: one row{' per process' if replicas > 1 else ''}, so no batch has a mismatched "

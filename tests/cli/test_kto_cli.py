@@ -199,3 +199,19 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, tiny_llama_d
         resumed = _col(list(csv.DictReader(f)), "train/loss")
     assert len(whole) == 6 and len(resumed) == 3
     assert resumed == pytest.approx(whole[3:], rel=1e-6, abs=1e-7)
+
+
+def test_ddp_two_cpu_processes_average_the_kl_estimate(tmp_path, tiny_llama_dir, kto_files):
+    """Under DDP each process estimates the KL term on its own batch and the processes average it (TRL
+    gathers it the same way): the run trains, logs a KL and exports."""
+    import subprocess
+    import sys
+
+    cfg = kto_config(tmp_path, tiny_llama_dir, kto_files, **{"trainer.max_steps": 3, "trainer.val_check_interval": None})
+    exe = str(Path(sys.executable).parent / "rlhf-lightning")
+    res = subprocess.run([exe, "fit", "--config", str(cfg), "--trainer.strategy=ddp", "--trainer.devices=2"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    rows = _metrics(tmp_path)
+    assert len(_col(rows, "train/kl")) == 3 and len(_col(rows, "train/loss")) == 3
+    assert (tmp_path / "export" / "model.safetensors").is_file()
