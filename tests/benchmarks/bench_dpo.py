@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 DATA = ROOT / "configs" / "demo" / "data" / "preference_train.jsonl"
 SETUPS = ("live", "precomputed")
 
@@ -58,20 +59,17 @@ def _random_demo_model(path: Path) -> str:
 
 def _rows(n: int) -> list[dict]:
     with open(DATA, encoding="utf-8") as f:
-        return [json.loads(line) for line, _ in zip(f, range(n))]
+        return [json.loads(line) for line, _ in zip(f, range(n), strict=False)]
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _result(times: list[float], warmup: int, extra: dict) -> dict:
-    measured = times[warmup:]
-    return {"steps_per_s": (len(measured) - 1) / (measured[-1] - measured[0]), "peak_rss_mib": _peak_rss_mib(),
+def _extra(meter_result: dict, extra: dict) -> dict:
+    """The figures this script prints, from the shared meter's result (steps/s over the measured window)."""
+    steps, secs = meter_result["steps_measured"], meter_result["seconds"]
+    return {"steps_per_s": steps / secs if secs > 0 else float("nan"), "peak_rss_mib": meter_result["peak_rss_mb"],
             **extra}
 
 
-def run_ours(a) -> dict:
+def run_ours(a) -> None:
     import lightning.pytorch as pl
     import torch
 
@@ -79,8 +77,9 @@ def run_ours(a) -> dict:
     from rlhf_lightning.losses.preference import SigmoidLoss
     from rlhf_lightning.models.spec import ModelSpec
     from rlhf_lightning.modules.dpo import DPOModule
+    from tests.benchmarks.meter import Meter
 
-    times: list[float] = []
+    meter = Meter(a.warmup, a.json_out)
     t0 = {}
 
     class Timer(pl.Callback):
@@ -89,15 +88,20 @@ def run_ours(a) -> dict:
 
         def on_train_start(self, trainer, module):
             t0["train"] = time.perf_counter()
+            meter.attach(module.model, module.tokenizer.pad_token_id)
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            times.append(time.perf_counter())
+            meter.step_end(a.batch_size)
+
+        def on_train_end(self, trainer, module):
+            meter.info["precompute_s"] = t0["train"] - t0["fit"]
+            meter.finish()
 
     tmp = Path(a.tmp)
     data = tmp / "pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _rows(a.pairs)), encoding="utf-8")
-    module = DPOModule(ModelSpec(name_or_path=a.model), loss=SigmoidLoss(beta=0.1),
-                       precompute_reference=a.setup == "precomputed",
+    module = DPOModule(ModelSpec(name_or_path=a.model, dtype="float32", attn_implementation="sdpa"),
+                       loss=SigmoidLoss(beta=0.1), precompute_reference=a.setup == "precomputed",
                        optimizer=lambda p: torch.optim.AdamW(p, lr=1e-6, weight_decay=0.0, fused=True))
     dm = ComparisonDataModule(train=str(data), tokenizer=a.model, max_length=a.max_length, batch_size=a.batch_size,
                               pairwise_only=True)
@@ -105,20 +109,25 @@ def run_ours(a) -> dict:
                          gradient_clip_val=1.0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[Timer()], default_root_dir=str(tmp))
     trainer.fit(module, datamodule=dm)
-    return _result(times, a.warmup, {"precompute_s": t0["train"] - t0["fit"]})
 
 
-def run_trl(a) -> dict:
+def run_trl(a) -> None:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
-    times: list[float] = []
+    from tests.benchmarks.meter import Meter
 
-    class Timer(TrainerCallback):
+    meter = Meter(a.warmup, a.json_out)
+    tok = AutoTokenizer.from_pretrained(a.model)
+
+    class StepCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            meter.attach(model, tok.pad_token_id)
+
         def on_step_end(self, args, state, control, **kwargs):
-            times.append(time.perf_counter())
+            meter.step_end(a.batch_size)
 
     rows = [{"prompt": [{"role": "user", "content": r["prompt"]}],
              "chosen": [{"role": "assistant", "content": r["chosen"]}],
@@ -129,25 +138,26 @@ def run_trl(a) -> dict:
                      gradient_checkpointing=False, use_cpu=True, report_to="none", save_strategy="no",
                      logging_steps=10, disable_tqdm=True, max_length=a.max_length,
                      precompute_ref_log_probs=a.setup == "precomputed", dataloader_num_workers=0)
-    tok = AutoTokenizer.from_pretrained(a.model)
-    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32, attn_implementation="sdpa")
     start = time.perf_counter()
     trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
-                         callbacks=[Timer()])
-    init_s = time.perf_counter() - start
+                         callbacks=[StepCallback()])
+    meter.info["precompute_s"] = time.perf_counter() - start
     trainer.train()
-    return _result(times, a.warmup, {"precompute_s": init_s})
+    meter.finish()
 
 
 def worker(a) -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    out = run_ours(a) if a.framework == "ours" else run_trl(a)
-    Path(a.json_out).write_text(json.dumps(out), encoding="utf-8")
+    run_ours(a) if a.framework == "ours" else run_trl(a)
+    out = Path(a.json_out)
+    res = json.loads(out.read_text(encoding="utf-8"))
+    out.write_text(json.dumps(dict(res, **_extra(res, {"precompute_s": res.get("precompute_s")}))), encoding="utf-8")
 
 
-def main() -> None:
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None)
     p.add_argument("--setups", default=",".join(SETUPS))
@@ -163,7 +173,7 @@ def main() -> None:
     p.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
     p.add_argument("--json-out", default=None, help=argparse.SUPPRESS)
     p.add_argument("--pairs", type=int, default=None, help=argparse.SUPPRESS)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     a.pairs = a.pairs or a.batch_size * (a.steps + a.warmup)
     if a.worker:
         worker(a)

@@ -60,6 +60,7 @@ MODELS = {  # Llama shapes; vocab = the demo tokenizer's
                 intermediate_size=1376),
 }
 SETUPS = ("grpo", "rloo", "ppo")
+KERNEL_OPTION = {"auto": "auto", "on": True, "off": False}  # --onednn -> model.ppo.onednn / generation.onednn
 PEER = {"grpo": "TRL 1.16 GRPOTrainer", "rloo": "TRL 1.16 RLOOTrainer", "ppo": "TRL 1.12 PPOTrainer"}
 KL = {"grpo": 0.04, "rloo": 0.05, "ppo": 0.05}  # TRL's defaults for RLOO and PPO; GRPO's (0) would skip the reference
 
@@ -82,8 +83,8 @@ def trl_rule_reward(prompts, completions, **kwargs):
     return rule_scores([c[-1]["content"] if isinstance(c, list) else c for c in completions])
 
 
-def _prompt_rows(n: int | None = None) -> list[str]:
-    lines = [line for line in PROMPTS.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _prompt_rows(n: int | None = None, path: str | None = None) -> list[str]:
+    lines = [line for line in Path(path or PROMPTS).read_text(encoding="utf-8").splitlines() if line.strip()]
     return [json.loads(line)["prompt"] for line in lines[:n]]
 
 
@@ -102,6 +103,8 @@ def run_ours(a) -> None:
                       "init_args": {"lr": a.lr, "weight_decay": 0.0, "fused": True}},
         "log_samples_every_n_steps": 0,
     }
+    if a.onednn != "default":  # else the stage's own defaults (what we ship)
+        model["ppo"]["onednn"] = model["generation"]["onednn"] = KERNEL_OPTION[a.onednn]
     if a.setup == "grpo":
         model.update(rewards=[{"class_path": "tests.benchmarks.bench_online.RuleReward"}],
                      advantage={"class_path": "grpo", "init_args": {"scale_by_std": True}},
@@ -127,14 +130,29 @@ def run_ours(a) -> None:
             "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(work)}},
             "callbacks": [{"class_path": "tests.benchmarks.meter.LightningStepMeter",
                            "init_args": {"out": a.out, "warmup": a.warmup, "units_per_step": episodes,
-                                         "profile": a.profile}}],
+                                         "profile": a.profile, "pad_token_id": _pad_id(a.model_dir)}}],
         },
         "model": {"class_path": "rlhf_lightning.modules.ppo.PPOModule", "init_args": model},
         "data": {"class_path": "rlhf_lightning.datamodules.prompts.PromptDataModule", "init_args": {
-            "train": str(PROMPTS), "max_prompt_length": 96, "batch_size": a.prompts_per_step}},
+            "train": a.data_file or str(PROMPTS), "max_prompt_length": 96, "batch_size": a.prompts_per_step}},
         "export": {"enabled": False},
     }
     fit_ours(work, cfg)
+    from rlhf_lightning.rollout import onednn
+
+    out = Path(a.out)  # what ppo.onednn / generation.onednn resolved to in this process, and the probe
+    res = json.loads(out.read_text(encoding="utf-8"))
+    from rlhf_lightning.modules.ppo.config import PPOLoopSpec
+
+    res.update(onednn=a.onednn, onednn_used=onednn.resolve(KERNEL_OPTION.get(a.onednn, PPOLoopSpec().onednn)),
+               onednn_probe=onednn.probe() if onednn.available() else None)
+    out.write_text(json.dumps(res, indent=1), encoding="utf-8")
+
+
+def _pad_id(model_dir: str) -> int:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir).pad_token_id
 
 
 def _trl_common(a) -> dict:
@@ -156,7 +174,7 @@ def run_trl_group(a) -> None:
 
     class StepCallback(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kw):
-            meter.attach(model)
+            meter.attach(model, _pad_id(a.model_dir))
 
         def on_step_end(self, args, state, control, **kw):
             meter.step_end(per_step)
@@ -168,16 +186,18 @@ def run_trl_group(a) -> None:
                   generation_kwargs={"min_new_tokens": a.max_new_tokens}, beta=KL[a.setup], epsilon=0.2,
                   max_grad_norm=1.0, disable_dropout=True, log_completions=False, shuffle_dataset=True)
     if a.setup == "grpo":
-        from trl import GRPOConfig as Config, GRPOTrainer as Trainer
+        from trl import GRPOConfig as Config
+        from trl import GRPOTrainer as Trainer
 
         config = Config(**common, loss_type="bnpo", scale_rewards="group")
     else:
-        from trl import RLOOConfig as Config, RLOOTrainer as Trainer
+        from trl import RLOOConfig as Config
+        from trl import RLOOTrainer as Trainer
 
         config = Config(**common, normalize_advantages=False)
     tokenizer = AutoTokenizer.from_pretrained(a.model_dir)
     model = AutoModelForCausalLM.from_pretrained(a.model_dir, dtype=torch.float32, attn_implementation="sdpa")
-    data = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in _prompt_rows()])
+    data = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in _prompt_rows(path=a.data_file)])
     trainer = Trainer(model=model, reward_funcs=[trl_rule_reward], args=config, train_dataset=data,
                       processing_class=tokenizer, callbacks=[StepCallback()])
     trainer.train()
@@ -189,8 +209,7 @@ def run_trl_ppo(a) -> None:
     import torch
     import trl
     from datasets import Dataset
-    from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
-                              TrainerCallback)
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
     from trl.experimental.ppo import PPOConfig, PPOTrainer
 
     if not trl.__version__.startswith("1.12"):
@@ -201,13 +220,13 @@ def run_trl_ppo(a) -> None:
 
     class StepCallback(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kw):
-            meter.attach(model)
+            meter.attach(policy, tokenizer.pad_token_id)  # the trainer's model wraps policy and value model
 
         def on_step_end(self, args, state, control, **kw):  # once per rollout in this trainer
             meter.step_end(batch)
 
     tokenizer = AutoTokenizer.from_pretrained(a.model_dir, padding_side="left")
-    prompts = [p for p in _prompt_rows() for _ in range(a.samples)]
+    prompts = [p for p in _prompt_rows(path=a.data_file) for _ in range(a.samples)]
     ids = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
                                          tokenize=True, return_dict=True)["input_ids"] for p in prompts]
     data = Dataset.from_dict({"input_ids": ids})
@@ -287,7 +306,8 @@ def _run_one(a, work: Path, setup: str, fw: str, r: int, model_name: str, policy
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", fw, "--setup", setup, "--work", str(run_dir),
            "--out", str(out), "--model-dir", str(policy), "--rm-dir", str(rm), "--steps", str(a.steps),
            "--warmup", str(a.warmup), "--prompts-per-step", str(prompts), "--samples", str(samples),
-           "--max-new-tokens", str(a.max_new_tokens), "--minibatches", str(a.minibatches), "--lr", str(a.lr)]
+           "--max-new-tokens", str(a.max_new_tokens), "--minibatches", str(a.minibatches), "--lr", str(a.lr),
+           "--onednn", a.onednn]
     if a.profile:
         Path(a.profile).mkdir(parents=True, exist_ok=True)
         cmd += ["--profile", str(Path(a.profile).resolve() / f"{tag}.txt")]
@@ -321,12 +341,14 @@ def main(argv=None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=32, help="completion length (forced: no early stop)")
     p.add_argument("--minibatches", type=int, default=2, help="minibatches (optimizer steps) per rollout")
     p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--onednn", choices=["default", "auto", "on", "off"], default="default",
+                   help="ours: model.ppo.onednn and model.generation.onednn (default: leave the stage's defaults)")
     p.add_argument("--repeat", type=int, default=1, help="runs per side (alternating); the fastest is reported")
     p.add_argument("--profile", metavar="DIR", help="also write a torch.profiler table per run (slows the runs)")
     p.add_argument("--quick", action="store_true", help="smoke run: 3 measured rollouts after 1, 16 new tokens")
     p.add_argument("--json", help="write all results here")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
-    for flag in ("--worker", "--setup", "--work", "--out", "--model-dir", "--rm-dir"):
+    for flag in ("--worker", "--setup", "--work", "--out", "--model-dir", "--rm-dir", "--data-file"):
         p.add_argument(flag, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
@@ -354,7 +376,7 @@ def main(argv=None) -> int:
                     if res:
                         res.update(params=n_params)
                         runs[fw].append(res)
-            for fw, rs in runs.items():
+            for rs in runs.values():
                 if rs:  # the fastest run: other processes on the cores only ever slow a run down
                     best = max(rs, key=lambda x: x["units_per_sec"])
                     results.append(dict(best, all_episodes_per_sec=[x["units_per_sec"] for x in rs]))
@@ -380,7 +402,7 @@ def main(argv=None) -> int:
           f"{a.minibatches} minibatches, fp32, fused AdamW lr {a.lr}, {a.steps} measured rollouts after {a.warmup} "
           f"warm-up, {THREADS} torch threads")
     for i, row in enumerate(table):
-        print(" | ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        print(" | ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths, strict=False))))
         if i == 0:
             print("-+-".join("-" * w for w in widths))
     if a.json:

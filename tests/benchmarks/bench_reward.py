@@ -49,7 +49,8 @@ def run_ours(a) -> None:
             "enable_checkpointing": False, "log_every_n_steps": 10, "gradient_clip_val": 1.0, "limit_val_batches": 0,
             "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(work)}},
             "callbacks": [{"class_path": "tests.benchmarks.meter.LightningStepMeter",
-                           "init_args": {"out": a.out, "units_per_step": a.batch_size, "warmup": a.warmup}}],
+                           "init_args": {"out": a.out, "units_per_step": a.batch_size, "warmup": a.warmup,
+                                         "pad_token_id": a.pad_id}}],
         },
         "model": {"class_path": "rlhf_lightning.modules.reward.RewardModelModule", "init_args": {
             "backbone": {"name_or_path": a.model_dir, "dtype": "float32", "attn_implementation": "sdpa"},
@@ -57,7 +58,7 @@ def run_ours(a) -> None:
             "optimizer": {"class_path": "torch.optim.AdamW",
                           "init_args": {"lr": 2e-5, "weight_decay": 0.0, "fused": True}}}},
         "data": {"class_path": "rlhf_lightning.datamodules.comparisons.ComparisonDataModule", "init_args": {
-            "train": str(DATA), "max_length": a.max_length, "batch_size": a.batch_size}},
+            "train": a.data_file or str(DATA), "max_length": a.max_length, "batch_size": a.batch_size}},
         "export": {"enabled": False},
     }
     fit_ours(work, cfg)
@@ -69,7 +70,8 @@ def run_trl(a) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
     from trl import RewardConfig, RewardTrainer
 
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in Path(a.data_file or DATA).read_text(encoding="utf-8").splitlines()
+            if line.strip()]
     data = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
                                "chosen": [{"role": "assistant", "content": r["chosen"]}],
                                "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows])
@@ -80,7 +82,7 @@ def run_trl(a) -> None:
 
     class StepCallback(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kw):
-            meter.attach(model)
+            meter.attach(model, a.pad_id)
 
         def on_step_end(self, args, state, control, **kw):
             meter.step_end(a.batch_size)
@@ -121,8 +123,9 @@ def main(argv=None) -> int:
     p.add_argument("--frameworks", default="ours,trl")
     p.add_argument("--quick", action="store_true", help="6 measured steps after 2 warm-up")
     p.add_argument("--json", help="write the results here")
-    for flag in ("--worker", "--work", "--out", "--model-dir"):
+    for flag in ("--worker", "--work", "--out", "--model-dir", "--data-file"):
         p.add_argument(flag, help=argparse.SUPPRESS)
+    p.add_argument("--pad-id", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
         import torch

@@ -72,7 +72,8 @@ def run_ours(a) -> None:
     cfg = {
         "seed_everything": 0,
         "trainer": {
-            "accelerator": "cpu", "devices": 1, "precision": "32-true", "max_steps": a.warmup + a.steps,
+            "accelerator": "cpu", "devices": 1, "precision": "32-true",
+            **({"max_epochs": 1, "max_steps": -1} if a.epoch else {"max_steps": a.warmup + a.steps}),
             "default_root_dir": str(work), "enable_progress_bar": False, "enable_model_summary": False,
             "enable_checkpointing": False, "log_every_n_steps": 10, "gradient_clip_val": 1.0,
             "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(work)}},
@@ -113,7 +114,8 @@ def run_trl(a) -> None:
             meter.step_end()
 
     config = SFTConfig(
-        output_dir=str(Path(a.work) / "trl"), max_steps=a.warmup + a.steps, per_device_train_batch_size=a.batch_size,
+        output_dir=str(Path(a.work) / "trl"), max_steps=-1 if a.epoch else a.warmup + a.steps, num_train_epochs=1,
+        per_device_train_batch_size=a.batch_size,
         learning_rate=a.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
         optim="adamw_torch_fused" if a.adamw == "fused" else "adamw_torch",
         bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=True, seed=0,
@@ -251,6 +253,7 @@ def main(argv=None) -> int:
         p.add_argument(flag, help=argparse.SUPPRESS)
     p.add_argument("--pad-id", type=int, help=argparse.SUPPRESS)
     p.add_argument("--packed", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--epoch", action="store_true", help=argparse.SUPPRESS)  # one epoch instead of warmup + steps
     a = p.parse_args(argv)
     if a.worker:
         a.packing = a.packed
@@ -275,7 +278,7 @@ def main(argv=None) -> int:
                     if res:
                         res.update(params=n_params)
                         runs[fw].append(res)
-            for fw, rs in runs.items():
+            for rs in runs.values():
                 if rs:
                     # the fastest run: other processes on the cores only ever slow a run down
                     best = max(rs, key=lambda x: x["tokens_per_sec"])
@@ -301,7 +304,7 @@ def main(argv=None) -> int:
     print(f"\nSFT, batch {a.batch_size}, max_length {a.max_length}, fp32, AdamW ({a.adamw}) lr {a.lr}, "
           f"{a.steps} measured steps after {a.warmup} warm-up, {THREADS} torch threads, data: {data_desc}")
     for i, row in enumerate(table):
-        print(" | ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        print(" | ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths, strict=False))))
         if i == 0:
             print("-+-".join("-" * w for w in widths))
     if a.json:

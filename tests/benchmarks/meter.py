@@ -5,13 +5,16 @@ One :class:`Meter` runs inside each worker process (ours or the peer's). The tra
 and ``finish()`` at the end, which writes the measured window as JSON: from the end of step
 ``warmup`` to the end of the last step. ``units`` is what the benchmark counts per step (pairs,
 episodes); with ``attach(model, pad_token_id)`` a forward pre-hook also counts the non-padding
-input tokens of every model forward. :class:`LightningStepMeter` (built on first access, so a peer's
+input tokens of every model forward, and fingerprints what the model was fed over the whole run
+(:class:`Fingerprint`), so a benchmark can assert that both sides processed identical tokens. :class:`LightningStepMeter` (built on first access, so a peer's
 worker never imports Lightning) drives a meter from Lightning's hooks.
 """
 
 from __future__ import annotations
 
+import array
 import datetime
+import hashlib
 import importlib
 import json
 import os
@@ -23,8 +26,46 @@ from pathlib import Path
 from typing import Optional
 
 
+class Fingerprint:
+    """An order-free digest of token sequences: how many, how many tokens, and a hash of their multiset."""
+
+    def __init__(self):
+        self.digests: list[bytes] = []
+        self.tokens = 0
+
+    def add(self, ids: list[int]) -> None:
+        self.digests.append(hashlib.sha1(array.array("q", ids).tobytes()).digest())
+        self.tokens += len(ids)
+
+    def result(self) -> dict:
+        h = hashlib.sha256(b"".join(sorted(self.digests))).hexdigest()[:16]
+        return dict(sequences=len(self.digests), tokens=self.tokens, sha256=h)
+
+
+def sequences_of(ids, real, position_ids=None) -> list[list[int]]:
+    """The real tokens of each row ``(B, T)``, split where ``position_ids`` restart at 0 (packed rows)."""
+    out = []
+    for b in range(ids.shape[0]):
+        keep = real[b].nonzero().flatten()
+        row = ids[b, keep].tolist()
+        if position_ids is None:
+            out.append(row)
+            continue
+        starts = (position_ids[b if position_ids.shape[0] > 1 else 0, keep] == 0).nonzero().flatten().tolist()
+        bounds = (starts if starts and starts[0] == 0 else [0] + starts) + [len(row)]
+        out.extend(row[i:j] for i, j in zip(bounds, bounds[1:], strict=False) if j > i)
+    return out
+
+
 class Meter:
-    """Stamps the end of every counted step and accumulates units, tokens and forwards."""
+    """Stamps the end of every counted step and accumulates units, tokens and forwards.
+
+    With a pad id, the forward pre-hook also fingerprints, over the whole run (warm-up included):
+    ``trained`` — the sequences of every forward run with gradients (training passes; packed rows split
+    per example), ``prompts`` — the prompt rows of every generation prefill (a forward given an empty KV
+    cache), and ``generated_tokens`` — rows x forwards of every generation step. Reference, old-log-prob
+    and value passes run without gradients or cache and are not fingerprinted.
+    """
 
     def __init__(self, warmup: int, out: str, profile: Optional[str] = None):
         self.warmup, self.out, self.profile = warmup, out, profile
@@ -32,6 +73,7 @@ class Meter:
         self.cum = dict(units=0, tokens=0, slots=0, sequences=0, forwards=0)
         self.steps: list[dict] = []
         self.info: dict = {}
+        self.trained, self.prompts, self.generated_tokens = Fingerprint(), Fingerprint(), 0
         self._prof = None
         self.t0, self.cpu0 = time.perf_counter(), time.process_time()
 
@@ -41,9 +83,17 @@ class Meter:
 
         if pad_token_id is not None:
             self.pad = pad_token_id
-            model.register_forward_pre_hook(self._hook, with_kwargs=True)
+            # the decoder under the head: every pass goes through it, also when a stage calls the backbone
+            # directly and projects only some positions through the head (our DPO)
+            backbone = getattr(model, getattr(model, "base_model_prefix", "") or "", None)
+            target = backbone if isinstance(backbone, torch.nn.Module) else model
+            target.register_forward_pre_hook(self._hook, with_kwargs=True)
         self.info["torch_threads"] = torch.get_num_threads()
         self.info["model_parameters"] = sum(p.numel() for p in model.parameters())
+        # weights that multiply activations (every nn.Linear, the LM / score head included; a tied head once):
+        # the FLOP estimate counts 2 FLOPs per such weight per token forward, 4 more in backward
+        self.info["matmul_parameters"] = sum(m.weight.numel() for m in model.modules()
+                                             if isinstance(m, torch.nn.Linear))
         self.info["attn_implementation"] = getattr(getattr(model, "config", None), "_attn_implementation", None)
         self.info["rss_at_train_start_mb"] = rss_now_mb()
         self.t0, self.cpu0 = time.perf_counter(), time.process_time()
@@ -61,6 +111,20 @@ class Meter:
         mask = kwargs.get("attention_mask")
         if mask is not None and mask.dim() == 2 and int(mask.sum()) != int(real.sum()):
             self.info["mask_mismatch"] = True  # a pad id inside real text would make the count wrong
+        self._fingerprint(ids, mask.bool() if mask is not None and mask.dim() == 2 else real, pos, kwargs)
+
+    def _fingerprint(self, ids, real, pos, kwargs) -> None:
+        import torch
+
+        past = kwargs.get("past_key_values", kwargs.get("cache"))  # transformers 5.24 passes ``cache``
+        if torch.is_grad_enabled():
+            for seq in sequences_of(ids, real, pos):
+                self.trained.add(seq)
+        elif past is not None and hasattr(past, "get_seq_length"):  # a generation step
+            if past.get_seq_length() == 0:  # prefill: the prompts
+                for seq in sequences_of(ids, real):
+                    self.prompts.add(seq)
+            self.generated_tokens += ids.shape[0]  # each generation forward yields one token per row
 
     def step_end(self, units: float = 0) -> None:
         self.cum["units"] += units
@@ -81,7 +145,7 @@ class Meter:
         first = self.steps[self.warmup - 1] if self.warmup else start
         last = self.steps[-1] if self.steps else start
         window = ([first] + self.steps[self.warmup:]) if self.steps else []
-        times = [b["t"] - a["t"] for a, b in zip(window, window[1:])]
+        times = [b["t"] - a["t"] for a, b in zip(window, window[1:], strict=False)]
         dt, cpu = last["t"] - first["t"], last["cpu"] - first["cpu"]
         result = dict(self.info, steps_total=len(self.steps), steps_measured=len(self.steps) - self.warmup,
                       seconds=dt, cpu_seconds=cpu, median_step_s=statistics.median(times) if times else None,
@@ -93,6 +157,9 @@ class Meter:
         result["tokens_per_cpu_sec"] = result["tokens"] / cpu if cpu > 0 else None
         result["units_per_cpu_sec"] = result["units"] / cpu if cpu > 0 else None
         result["peak_rss_mb"] = peak_rss_mb()
+        if self.pad is not None:
+            result["fingerprint"] = dict(trained=self.trained.result(), prompts=self.prompts.result(),
+                                         generated_tokens=self.generated_tokens)
         Path(self.out).write_text(json.dumps(result, indent=1))
         return result
 
