@@ -23,6 +23,7 @@ COMMANDS = {
     "sample": "rlhf_lightning.commands.sample",
     "pipeline": "rlhf_lightning.commands.pipeline",
     "ratings": "rlhf_lightning.commands.ratings",
+    "constitution": "rlhf_lightning.commands.constitution",
 }
 
 

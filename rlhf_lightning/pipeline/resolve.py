@@ -96,13 +96,14 @@ def condense_parser_error(message: str) -> str:
     return " ".join(kept) or "invalid config"
 
 
-def resolve_sample(argv: list[str]) -> dict[str, Any]:
-    """The resolved ``sample`` config (a plain dict) of the command line ``argv`` (after ``sample``),
-    parsed by the command's own parser without instantiating its plugins."""
+def resolve_sample(argv: list[str], command: str = "sample") -> dict[str, Any]:
+    """The resolved config (a plain dict) of a data command's line ``argv`` (after ``sample`` or
+    ``constitution``), parsed by the command's own parser without instantiating its plugins."""
+    import importlib
+
     from jsonargparse import ArgumentError
 
-    from rlhf_lightning.commands.sample import build_parser
-
+    build_parser = importlib.import_module(f"rlhf_lightning.commands.{command}").build_parser
     try:
         return build_parser().parse_args(argv).as_dict()
     except ArgumentError as exc:
@@ -119,7 +120,7 @@ def config_key(config: dict[str, Any], upstream_keys: list[str]) -> str:
 
 
 def describe_sample(config: dict[str, Any], upstream_keys: list[str], log_dir: str) -> Resolved:
-    """Folders and key of a resolved ``sample`` config: its output is the step's export, and its
+    """Folders and key of a resolved ``sample`` (or ``constitution``) config: its output is the step's export, and its
     log and running state go to ``log_dir`` (never into the output, which is replaced whole)."""
     return Resolved(key=config_key(config, upstream_keys), run_dir=log_dir, export_dir=str(config["output"]),
                     last_checkpoint=None)

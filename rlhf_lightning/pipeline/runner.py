@@ -9,8 +9,8 @@ goes to ``<run folder>/pipeline.log``. Two small JSON files record where a step 
 - ``<export folder>/pipeline_step.json``: written once the step finished and its export is complete,
   with the step's key. A step whose export holds its current key is done and skipped.
 
-Sampling steps (``rlhf-lightning sample``: preference data from a policy) are keyed and skipped the
-same way: their output folder is their export, their log goes to
+Data steps (``rlhf-lightning sample``: preference data from a policy; ``rlhf-lightning constitution``:
+critique/revision data) are keyed and skipped the same way: their output folder is their export, their log goes to
 ``<log_dir>/pipeline/<step>/pipeline.log``. Evaluation steps always run (they take seconds and read
 whatever the training steps left). SIGINT / SIGTERM sent to the pipeline are passed on to the
 running step, which saves a checkpoint and stops (exit 128 + signal); the pipeline then stops with the
@@ -43,7 +43,7 @@ from rlhf_lightning.pipeline.resolve import (
     resolve_fit,
     resolve_sample,
 )
-from rlhf_lightning.pipeline.spec import Step, substitute
+from rlhf_lightning.pipeline.spec import DATA_COMMANDS, Step, substitute
 
 STATE_FILE = "pipeline_step.json"
 
@@ -102,9 +102,9 @@ def plan(steps: list[Step], selected: list[Step], *, force: bool = False,
             continue
         upstream = [keys[d] for d in step.dependencies() if d in keys]
         try:
-            if step.command == "sample":
+            if step.command in DATA_COMMANDS:
                 log_folder = str(Path(log_dir) / "pipeline" / step.name)
-                resolved = describe_sample(resolve_sample(args[1:]), upstream, log_folder)
+                resolved = describe_sample(resolve_sample(args[1:], step.command), upstream, log_folder)
             else:
                 resolved = describe_resolved(resolve_fit(args[1:]), upstream)
         except ConfigError as exc:

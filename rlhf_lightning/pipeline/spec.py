@@ -12,8 +12,9 @@ stacks presets) plus ``set:`` overrides, run with ``rlhf-lightning <command>``::
         config: configs/demo/evaluate.yaml
 
 ``${NAME.export}`` is step NAME's Hugging Face export folder and ``${NAME.dir}`` its run folder
-(``trainer.default_root_dir``); for a ``sample`` step (``rlhf-lightning sample``), ``export`` is its
-output folder (``${NAME.export}/pairs.jsonl``) and ``dir`` the folder of its log. A reference makes
+(``trainer.default_root_dir``); for a ``sample`` or ``constitution`` step (``rlhf-lightning sample``,
+``rlhf-lightning constitution``), ``export`` is its output folder (``${NAME.export}/pairs.jsonl``) and
+``dir`` the folder of its log. A reference makes
 NAME a dependency, and ``after:`` adds others.
 This module is plain Python (no Lightning): parsing, validation and ordering only.
 """
@@ -27,9 +28,12 @@ from typing import Any, Optional
 
 from rlhf_lightning.errors import ConfigError
 
-COMMANDS = ("fit", "evaluate", "sample")
-#: commands whose step has folders other steps may refer to (``fit``: run and export; ``sample``: output)
-PRODUCERS = ("fit", "sample")
+COMMANDS = ("fit", "evaluate", "sample", "constitution")
+#: commands whose step has folders other steps may refer to (``fit``: run and export; the data
+#: commands ``sample`` and ``constitution``: their output folder)
+PRODUCERS = ("fit", "sample", "constitution")
+#: producers that write one output folder (keyed and skipped like fit steps, logs under the pipeline's log_dir)
+DATA_COMMANDS = ("sample", "constitution")
 REFERENCE = re.compile(r"\$\{([A-Za-z_][\w-]*)\.(export|dir)\}")
 _NAME = re.compile(r"^[A-Za-z_][\w-]*$")
 
@@ -158,7 +162,7 @@ def plan_order(steps: list[Step], source: str = "pipeline") -> list[Step]:
         for ref in step.references():
             if by_name[ref].command not in PRODUCERS:
                 raise ConfigError(f"{source}: step {step.name!r} refers to the folders of {ref!r}, "
-                                  f"whose command is {by_name[ref].command!r} (only fit and sample steps have folders)")
+                                  f"whose command is {by_name[ref].command!r} (only fit, sample and constitution steps have folders)")
     ordered: list[Step] = []
     state: dict[str, int] = {}  # 1 = on the current path, 2 = placed
 

@@ -61,6 +61,13 @@ def test_config_parses_and_instantiates(path, monkeypatch):
         init = parser.instantiate(parser.parse_args(["--config", str(path)]))
         assert init.rewards and (_command(text) == "sample" or init.baseline in init.policies)
         return
+    if _command(text) == "constitution":  # parsed and its principles checked; no model is loaded
+        from rlhf_lightning.commands.constitution import build_parser, check_settings
+
+        parser = build_parser()
+        principles, _ = check_settings(parser.instantiate(parser.parse_args(["--config", str(path)])))
+        assert principles
+        return
     gpu_only = "gpu-only" in text[:400].lower()
     args = ["--config", str(BASE), "--config", str(path)] if _is_preset(path) else ["--config", str(path)]
     if gpu_only:

@@ -54,7 +54,7 @@ def test_substitute_replaces_every_reference_inside_nested_values():
     ([step("a", extra=1)], "unknown key(s) ['extra']"),
     ([step("a b")], "'name' must be a word"),
     ([step("e", command="evaluate"), step("f", set={"x": "${e.export}"})],
-     "whose command is 'evaluate' (only fit and sample steps have folders)"),
+     "whose command is 'evaluate' (only fit, sample and constitution steps have folders)"),
 ])
 def test_bad_pipelines_name_the_cause(tmp_path, steps, message):
     with pytest.raises(ConfigError) as err:
