@@ -72,7 +72,7 @@ def test_endpoint_sends_a_chat_completion_request_and_reads_the_content(judges, 
     judge = judges(chat_behaviour(lambda body: body["messages"][-1]["content"][-2:]))
     endpoint = _endpoint(judge.url("/v1/"), seed=7, temperature=None)
     assert endpoint.answers([CONVERSATION, [{"role": "user", "content": "xyz"}]]) == ["B.", "yz"]
-    path, body, headers = judge.requests[0]
+    path, body, headers = next(r for r in judge.requests if r[1]["messages"] == CONVERSATION)  # sent concurrently
     assert path == "/v1/chat/completions" and headers["Authorization"] == "Bearer sk-test-5e1f"
     # max_tokens from max_new_tokens; request_options add keys, and null removes one (temperature)
     assert body == {"model": "judge-7b", "messages": CONVERSATION, "max_tokens": 8, "seed": 7}
