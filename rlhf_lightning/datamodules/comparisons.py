@@ -21,7 +21,9 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
 
     Args:
         train, val: sources (a path or hub id, or a mapping with ``path``, ``split``, ``format``,
-            ``columns``, ``subset``, ``revision``). Formats (detected from the columns or declared):
+            ``columns``, ``subset``, ``revision``; ``weight`` on every training source samples them as a
+            seeded, resumable mixture, :mod:`rlhf_lightning.data.mixture`). Formats (detected from the
+            columns or declared):
             ``pairwise``, ``implicit_pairwise``, ``ranking``, ``scored``, ``binary``,
             ``ultrafeedback``, ``tldr``, ``sharegpt`` and ``alpaca`` (LLaMA-Factory preference rows),
             ``oasst`` (message trees: rankings of sibling replies) — see
@@ -69,7 +71,7 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
         if max_length < 2:
             raise ConfigError(f"data.max_length must be at least 2, got {max_length}")
         self.save_hyperparameters()
-        self.train_sources = as_sources(train, option="data.train")
+        self.train_sources = as_sources(train, option="data.train", weighted=True)
         self.val_sources = as_sources(val, option="data.val")
         self.predict_sources = as_sources(predict, option="data.predict")
         self.tokenizer_path = tokenizer
@@ -79,6 +81,7 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
         self.stats: dict = {}
         self.sampler: Optional[ResumableSampler] = None
         self._resume: Optional[tuple[int, int]] = None
+        self.train_sizes: list[int] = []
 
     def _load_tokenizer(self):
         return linked_tokenizer(self)
@@ -95,6 +98,8 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
 
         hp = self.hparams
         parts: dict[str, list] = {role: [], "val": []}
+        if role == "train":
+            self.train_sizes = []
         for src in sources:
             table = load_source(src)
             fmt = src.format or detect_comparison_format(table.column_names, source=src.path)
@@ -122,6 +127,8 @@ class ComparisonDataModule(ResumableTrainData, LightningDataModule):
                 report = rank_zero_warn if stats.kept < stats.total or stats.truncated else rank_zero_info
                 report(f"{part} data {src.path} ({fmt}): {stats.summary()}")
                 parts[part].extend(encoded)
+                if part == "train":
+                    self.train_sizes.append(len(encoded))
         return (parts[role], parts["val"]) if holdout else parts[role]
 
     def _input_encoding(self) -> str:

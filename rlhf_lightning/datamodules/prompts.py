@@ -30,7 +30,8 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
 
     Args:
         train: prompt sources (a path or hub id, or a mapping with ``path``, ``split``,
-            ``columns`` …, as :class:`~rlhf_lightning.data.spec.DataSource`).
+            ``columns`` …, as :class:`~rlhf_lightning.data.spec.DataSource`); ``weight`` on every
+            source samples them as a seeded, resumable mixture (:mod:`rlhf_lightning.data.mixture`).
         val: held-out prompts; validation generates greedily and logs the rewards.
         predict: prompt rows for ``rlhf-lightning predict``, read as every data module reads them
             (:mod:`~rlhf_lightning.datamodules.predict`: no length check; longer prompts keep their
@@ -68,7 +69,7 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
             raise ConfigError(f"data.max_prompt_length and data.batch_size must be >= 1 "
                               f"(got {max_prompt_length}, {batch_size})")
         self.save_hyperparameters()
-        self.train_sources = as_sources(train, option="data.train")
+        self.train_sources = as_sources(train, option="data.train", weighted=True)
         self.val_sources = as_sources(val, option="data.val")
         self.predict_sources = as_sources(predict, option="data.predict")
         self.tokenizer_path = tokenizer
@@ -80,6 +81,7 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
         self.sampler: Optional[ResumableSampler] = None
         self.stats: dict[str, dict[str, int]] = {}
         self._resume: Optional[tuple[int, int]] = None
+        self.train_sizes: list[int] = []
 
     def _load_tokenizer(self):
         return linked_tokenizer(self)
@@ -92,6 +94,8 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
         tokenizer = self._load_tokenizer()
         limit, mode = self.hparams.max_prompt_length, self.hparams.truncation
         rows: list[dict] = []
+        if role == "train":
+            self.train_sizes = []
         for src in sources:
             table = load_source(src)
             if "prompt" not in table.column_names and "messages" not in table.column_names:
@@ -118,6 +122,8 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
                 out["text"] = text
                 rows.append(out)
             self.stats[f"{role}:{src.path}"] = stats
+            if role == "train":
+                self.train_sizes.append(len(rows) - sum(self.train_sizes))
             if stats["dropped_too_long"] or stats["truncated"]:
                 rank_zero_warn(f"{role} prompts {src.path}: {stats['dropped_too_long']} of {stats['rows']} dropped, "
                                f"{stats['truncated']} cut to their last {limit} tokens (longer than "

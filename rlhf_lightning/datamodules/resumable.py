@@ -11,6 +11,10 @@ after ``k`` processed batches of ``B`` rows per process the first ``k * B * W`` 
 are used. The sampler skips that global count *before* splitting by rank, which is the same split an
 uninterrupted run makes. It splits by rank itself (it is a ``DistributedSampler`` so Lightning does
 not wrap it in ``DistributedSamplerWrapper``, whose padding would be computed on the shortened order).
+
+Mixtures: when the training sources carry weights, the epoch's order is
+:func:`~rlhf_lightning.data.mixture.mixture_order` (also a function of seed and epoch only), so the
+same position resumes it; the data module records the rows each source kept in ``train_sizes``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from rlhf_lightning.data.mixture import mixture_order, normalised
+from rlhf_lightning.errors import DataError
+
 
 class ResumableSampler(DistributedSampler):
     """A seeded per-epoch permutation of ``range(n)``, split over ranks, that can start mid-epoch.
@@ -31,14 +38,17 @@ class ResumableSampler(DistributedSampler):
     multiple of ``num_replicas`` (as ``DistributedSampler`` does) and rank ``r`` takes positions
     ``r, r + W, r + 2W, ...``. ``resume(epoch, skip)`` makes the next iteration of that epoch drop
     the first ``skip`` positions of the padded order (all ranks together) before splitting.
+    With ``mixture=(sizes, weights)`` (``sum(sizes) == n``) the unpadded order is
+    :func:`~rlhf_lightning.data.mixture.mixture_order` instead of a permutation.
     """
 
     def __init__(self, n: int, *, shuffle: bool = True, seed: int = 0, num_replicas: int = 1,
-                 rank: int = 0) -> None:
+                 rank: int = 0, mixture: Optional[tuple[list[int], list[float]]] = None) -> None:
         # No DistributedSampler.__init__: it wants a dataset and an initialised process group; the
         # class is only the marker that tells Lightning this sampler already splits by rank.
         self.n, self.shuffle, self.seed = n, shuffle, seed
         self.num_replicas, self.rank, self.drop_last = num_replicas, rank, False
+        self.mixture = mixture
         self.epoch = 0
         self._resume: Optional[tuple[int, int]] = None
 
@@ -50,7 +60,9 @@ class ResumableSampler(DistributedSampler):
 
     def order(self, epoch: int) -> list[int]:
         """The whole epoch's order, padded to a multiple of ``num_replicas``."""
-        if self.shuffle:
+        if self.mixture is not None:
+            base = mixture_order(*self.mixture, seed=self.seed, epoch=epoch, shuffle=self.shuffle)
+        elif self.shuffle:
             base = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
         else:
             base = list(range(self.n))
@@ -73,7 +85,8 @@ class ResumableTrainData:
 
     The data module sets ``self.sampler = None`` and ``self._resume = None`` in ``__init__``, builds
     its training loader with :meth:`resumable_loader`, and has ``hparams.batch_size`` and
-    ``hparams.seed``. Lightning writes :meth:`state_dict` into every checkpoint and calls
+    ``hparams.seed``; for mixtures, ``train_sources`` and ``train_sizes`` (rows each training source
+    kept, in the order of the training rows). Lightning writes :meth:`state_dict` into every checkpoint and calls
     :meth:`load_state_dict` before the loaders are built.
     """
 
@@ -84,8 +97,13 @@ class ResumableTrainData:
                          drop_last: bool = False) -> DataLoader:
         replicas, rank = _data_parallel_rank(getattr(self, "trainer", None))
         self.sampler = ResumableSampler(len(rows), shuffle=shuffle, seed=self.hparams.seed,
-                                        num_replicas=replicas, rank=rank)
+                                        num_replicas=replicas, rank=rank, mixture=self.train_mixture(len(rows)))
         if self._resume is not None:
+            mix = self.sampler.mixture
+            if getattr(self, "_resumed_mixture", None) != (None if mix is None else
+                                                           {"sizes": list(mix[0]), "weights": list(mix[1])}):
+                rank_zero_warn("the data mixture (weights, or rows per training source) differs from the "
+                               "checkpoint's: the resumed run will not draw the samples the interrupted one would")
             self.sampler.resume(*self._resume)
             self._resume = None
         # A loader's iterator draws its workers' base seed from `generator` (default: the global
@@ -94,6 +112,21 @@ class ResumableTrainData:
         generator = torch.Generator().manual_seed(self.hparams.seed + 1_000_003 * rank)
         return DataLoader(rows, batch_size=self.hparams.batch_size, sampler=self.sampler, collate_fn=collate_fn,
                           num_workers=num_workers, generator=generator, drop_last=drop_last)
+
+    def train_mixture(self, n_rows: int) -> Optional[tuple[list[int], list[float]]]:
+        """``(rows per source, normalised weights)`` when the training sources carry weights, else None."""
+        sources = getattr(self, "train_sources", None) or []
+        if not sources or sources[0].weight is None:
+            return None
+        sizes = list(getattr(self, "train_sizes", None) or [])
+        if len(sizes) != len(sources) or sum(sizes) != n_rows:
+            raise RuntimeError(f"{type(self).__name__} recorded training rows per source {sizes} that do not "
+                               f"add up to its {n_rows} rows from {len(sources)} sources")
+        for i, (src, n) in enumerate(zip(sources, sizes, strict=True)):
+            if n == 0:
+                raise DataError(f"data.train[{i}] ({src.path}): no training rows left after encoding, but it has "
+                                f"weight {src.weight} in the mixture")
+        return sizes, normalised([s.weight for s in sources])
 
     def eval_loader(self, rows, *, batch_size: int, collate_fn, num_workers: int, drop_last: bool = False) -> DataLoader:
         """Rows in order, for validation and prediction. Its own generator too: a validation during
@@ -115,15 +148,19 @@ class ResumableTrainData:
             rank_zero_warn(f"checkpoint inside a gradient-accumulation window ({done % accumulate} of {accumulate} "
                            "batches): gradients are not checkpointed, so a run resumed from it is not exact; "
                            "checkpoint on optimizer steps (ModelCheckpoint every_n_train_steps)")
-        return {"epoch": trainer.current_epoch,
-                "samples_done": done * self.hparams.batch_size * self.sampler.num_replicas,
-                "seed": self.hparams.seed}
+        state = {"epoch": trainer.current_epoch,
+                 "samples_done": done * self.hparams.batch_size * self.sampler.num_replicas,
+                 "seed": self.hparams.seed}
+        if self.sampler.mixture is not None:
+            state["mixture"] = {"sizes": list(self.sampler.mixture[0]), "weights": list(self.sampler.mixture[1])}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
             return
         if state.get("seed", self.hparams.seed) != self.hparams.seed:
             rank_zero_warn("data.seed differs from the checkpoint's: the data order will not be the same")
+        self._resumed_mixture = state.get("mixture")
         self._resume = (int(state["epoch"]), int(state["samples_done"]))
 
 

@@ -23,8 +23,9 @@ class SFTDataModule(ResumableTrainData, LightningDataModule):
     Args:
         train: one or more sources: a path or hub id, or a mapping with the keys of
             :class:`~rlhf_lightning.data.spec.DataSource` (``path``, ``split``, ``format``,
-            ``columns``, ``subset``, ``revision``); rows of all sources are concatenated, each
-            source in its own (detected or declared) format.
+            ``columns``, ``subset``, ``revision``, ``weight``); rows of all sources are concatenated,
+            each source in its own (detected or declared) format, or with a ``weight`` on every source
+            sampled as a seeded, resumable mixture (:mod:`rlhf_lightning.data.mixture`).
         val: validation sources; or set ``val_fraction`` to hold out part of ``train``.
         val_fraction: fraction of ``train`` held out for validation when ``val`` is empty.
         predict: prompt rows (``prompt`` or ``messages``) for ``rlhf-lightning predict``.
@@ -66,7 +67,7 @@ class SFTDataModule(ResumableTrainData, LightningDataModule):
         if max_length < 2:
             raise ConfigError(f"data.max_length must be at least 2, got {max_length}")
         self.save_hyperparameters()
-        self.train_sources = as_sources(train, option="data.train")
+        self.train_sources = as_sources(train, option="data.train", weighted=True)
         self.val_sources = as_sources(val, option="data.val")
         self.predict_sources = as_sources(predict, option="data.predict")
         self.tokenizer_path = tokenizer
@@ -76,6 +77,7 @@ class SFTDataModule(ResumableTrainData, LightningDataModule):
         self.stats: dict[str, Any] = {}
         self.sampler: Optional[ResumableSampler] = None
         self._resume: Optional[tuple[int, int]] = None
+        self.train_sizes: list[int] = []
 
     # -- loading ---------------------------------------------------------------------------------
     def _load_tokenizer(self):
@@ -110,16 +112,28 @@ class SFTDataModule(ResumableTrainData, LightningDataModule):
                     else rank_zero_info
                 report(f"{part} data {src.path} ({fmt}): {stats.summary()}")
                 parts[part].append(encoded.select_columns(["input_ids", "labels"]))
-        out = {k: self._finish(v) for k, v in parts.items() if v}
+        out = {k: self._finish(v, train=k == "train") for k, v in parts.items() if v}
         return (out[role], out.get("val")) if holdout else out[role]
 
-    def _finish(self, parts: list[datasets.Dataset]):
+    def _finish(self, parts: list[datasets.Dataset], *, train: bool = False):
+        """One table of the sources' rows (packed if asked); for training, the rows of each source are
+        recorded in ``train_sizes`` (the mixture's sizes). With mixture weights each source is packed
+        on its own, so a packed row holds one source's examples and the weights apply to packed rows."""
         merged = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
         if not self.hparams.packing:
+            if train:
+                self.train_sizes = [len(p) for p in parts]
             return merged
         from rlhf_lightning.data.packing import pack
 
-        return pack(merged, self.hparams.max_length)
+        if train and self.train_sources and self.train_sources[0].weight is not None:
+            packed = [pack(p, self.hparams.max_length) for p in parts]
+            self.train_sizes = [len(p) for p in packed]
+            return [row for p in packed for row in p]
+        rows = pack(merged, self.hparams.max_length)
+        if train:
+            self.train_sizes = [len(rows)]  # one packed stream: no per-source sizes (and no weights)
+        return rows
 
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate", "test") and self.train_data is None and self.val_data is None:

@@ -22,7 +22,9 @@ class UnpairedDataModule(ResumableTrainData, LightningDataModule):
 
     Args:
         train, val: sources (a path or hub id, or a mapping with ``path``, ``split``, ``format``,
-            ``columns``, ``subset``, ``revision``). Formats (detected from the columns or declared):
+            ``columns``, ``subset``, ``revision``; ``weight`` on every training source samples them as a
+            seeded, resumable mixture, :mod:`rlhf_lightning.data.mixture`). Formats (detected from the
+            columns or declared):
             ``unpaired`` (``prompt``, ``completion``, ``label``; strings or message lists),
             ``binary`` (``prompt``, ``response``, ``label``), or preference pairs (``pairwise`` and the
             other pairwise comparison formats), each pair read as a desirable and an undesirable row —
@@ -63,7 +65,7 @@ class UnpairedDataModule(ResumableTrainData, LightningDataModule):
             raise ConfigError(f"data.batch_size and data.eval_batch_size must be at least 1, got {batch_size} and "
                               f"{eval_batch_size}")
         self.save_hyperparameters()
-        self.train_sources = as_sources(train, option="data.train")
+        self.train_sources = as_sources(train, option="data.train", weighted=True)
         self.val_sources = as_sources(val, option="data.val")
         self.predict_sources = as_sources(predict, option="data.predict")
         self.tokenizer_path = tokenizer
@@ -72,6 +74,7 @@ class UnpairedDataModule(ResumableTrainData, LightningDataModule):
         self.stats: dict = {}
         self.sampler: Optional[ResumableSampler] = None
         self._resume: Optional[tuple[int, int]] = None
+        self.train_sizes: list[int] = []
 
     def _load_tokenizer(self):
         return linked_tokenizer(self)
@@ -83,6 +86,8 @@ class UnpairedDataModule(ResumableTrainData, LightningDataModule):
 
         hp = self.hparams
         parts: dict[str, list] = {role: [], "val": []}
+        if role == "train":
+            self.train_sizes = []
         for src in sources:
             table = load_source(src)
             fmt = src.format or detect_unpaired_format(table.column_names, source=src.path)
@@ -101,6 +106,8 @@ class UnpairedDataModule(ResumableTrainData, LightningDataModule):
                        f"dropped {stats.dropped_too_long} longer than {hp.max_length} tokens and "
                        f"{stats.dropped_no_target} whose prompt left no completion token")
                 parts[part].extend(encoded)
+                if part == "train":
+                    self.train_sizes.append(len(encoded))
         return (parts[role], parts["val"]) if holdout else parts[role]
 
     def setup(self, stage: str) -> None:
