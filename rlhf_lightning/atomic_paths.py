@@ -113,7 +113,7 @@ def fsync_file(path: _PathLike) -> None:
 
 def fsync_tree(folder: _PathLike) -> None:
     """fsync every file under ``folder``, then every folder (deepest first), before it is renamed in."""
-    for root, dirs, files in os.walk(folder, topdown=False):
+    for root, _dirs, files in os.walk(folder, topdown=False):
         for name in files:
             path = os.path.join(root, name)
             if not os.path.islink(path):

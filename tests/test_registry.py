@@ -14,9 +14,10 @@ import rlhf_lightning
 from rlhf_lightning import ConstraintChecker, RewardFunction, registry
 from rlhf_lightning.errors import PluginError, RLHFError
 from rlhf_lightning.rewards.rules import KeywordReward, LengthReward, RegexReward
-from tests.plugin_mocks import M, FakeEntryPoint, GoodReward, install_fake_entry_points
+from tests.plugin_mocks import FakeEntryPoint, GoodReward, M, install_fake_entry_points
 
-BUILTIN_REWARDS = {"length", "keyword", "regex", "format", "match", "classifier", "remote", "weighted_sum"}
+BUILTIN_REWARDS = {"length", "keyword", "regex", "format", "match", "classifier", "remote", "weighted_sum", "rouge",
+                   "judge"}
 BUILTIN_CONSTRAINTS = {"max_length", "banned_patterns", "classifier"}
 
 

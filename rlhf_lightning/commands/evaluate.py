@@ -184,8 +184,8 @@ def run(init: Any, raw_rows: list[dict], reward_names: list[str], constraint_nam
                                         max_prompt_length=init.max_prompt_length)
     plugins = [*init.rewards, *init.constraints]
     check_plugin_setup(plugins, device)
-    rewards = list(zip(reward_names, init.rewards))
-    constraints = list(zip(constraint_names, init.constraints))
+    rewards = list(zip(reward_names, init.rewards, strict=True))
+    constraints = list(zip(constraint_names, init.constraints, strict=True))
     spec = sampling.with_draws(init.generation, init.samples_per_prompt)
 
     # Stateful plugins (e.g. a running reward normalisation) start every policy from the same state,
@@ -197,7 +197,7 @@ def run(init: Any, raw_rows: list[dict], reward_names: list[str], constraint_nam
         print(f"evaluate: sampling {name} ({source})", file=sys.stderr, flush=True)
         is_base = name == init.baseline
         model = base_model if is_base else load_policy(source, tokenizer, dtype=init.dtype, device=device)
-        for plugin, state in zip(plugins, states):
+        for plugin, state in zip(plugins, states, strict=True):
             plugin.load_state_dict(copy.deepcopy(state))
         samples[name] = sampling.evaluate_policy(model, tokenizer, batches, spec, seed=init.seed,
                                                  baseline=None if is_base else base_model,

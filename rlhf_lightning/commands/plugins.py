@@ -19,7 +19,7 @@ def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for r in rows:
-        cells = [c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]
+        cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)] + [r[-1]]  # the last column unpadded
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 

@@ -122,9 +122,9 @@ def run(init: Any, raw_rows: list[dict], names: list[str], weights: list[float])
     print(f"sample: {len(rows)} prompts x {init.samples_per_prompt} answers from {init.policy}",
           file=sys.stderr, flush=True)
     s = sampling.evaluate_policy(model, tokenizer, batches, spec, seed=init.seed,
-                                 rewards=list(zip(names, init.rewards)))
+                                 rewards=list(zip(names, init.rewards, strict=True)))
     n = init.samples_per_prompt
-    scores = [sum(w * s.rewards[name][i] for name, w in zip(names, weights)) for i in range(len(s.completions))]
+    scores = [sum(w * s.rewards[name][i] for name, w in zip(names, weights, strict=True)) for i in range(len(s.completions))]
 
     samples, pairs, rankings, best = [], [], [], []
     for p, raw in enumerate(raw_rows):
@@ -147,7 +147,7 @@ def run(init: Any, raw_rows: list[dict], names: list[str], weights: list[float])
         "policy": init.policy, "prompts": init.prompts, "prompts_count": len(rows), "prompts_truncated": truncated,
         "samples_per_prompt": n, "answers": len(samples), "pairs": len(pairs), "rankings": len(rankings),
         "best_of_n": len(best), "mean_score": sum(scores) / len(scores) if scores else None,
-        "rewards": {k: sum(v) / len(v) for k, v in s.rewards.items() if v}, "reward_weights": dict(zip(names, weights)),
+        "rewards": {k: sum(v) / len(v) for k, v in s.rewards.items() if v}, "reward_weights": dict(zip(names, weights, strict=True)),
         "pair_mode": init.pairs, "min_margin": init.min_margin, "min_best_score": init.min_best_score,
         "seed": init.seed, "elapsed_seconds": round(time.time() - started, 1),
     }

@@ -93,14 +93,14 @@ def score_rows(rows: list[dict[str, Any]], rewards: list[Any], constraints: list
         keys = sorted({k for r in batch for k in r} - {prompt_key, completion_key})
         columns = {k: [r.get(k) for r in batch] for k in keys}
         r_scores = {n: checked_scores(p, prompts, completions, columns, name=f"reward {n!r}", offset=start)
-                    for n, p in zip(r_names, rewards)}
+                    for n, p in zip(r_names, rewards, strict=True)}
         c_costs = {n: checked_scores(p, prompts, completions, columns, name=f"constraint {n!r}", what="cost",
-                                     offset=start) for n, p in zip(c_names, constraints)}
-        c_flags = {n: p.violated(c_costs[n]) for n, p in zip(c_names, constraints)}
+                                     offset=start) for n, p in zip(c_names, constraints, strict=True)}
+        c_flags = {n: p.violated(c_costs[n]) for n, p in zip(c_names, constraints, strict=True)}
         for i, row in enumerate(batch):
             new = dict(row)
             new["rewards"] = {n: s[i] for n, s in r_scores.items()}
-            new["reward"] = sum(w * r_scores[n][i] for w, n in zip(weights, r_names))
+            new["reward"] = sum(w * r_scores[n][i] for w, n in zip(weights, r_names, strict=True))
             new["costs"] = {n: c[i] for n, c in c_costs.items()}
             new["violations"] = {n: f[i] for n, f in c_flags.items()}
             new["violated"] = any(new["violations"].values())

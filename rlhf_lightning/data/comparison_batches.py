@@ -80,7 +80,7 @@ def encode_text_pair(tokenizer: Any, prompt: str, response: str, *, max_length: 
     trunc = {"truncation": "longest_first", "max_length": max_length} if max_length else {}
     enc = encode_reward_inputs(tokenizer, [prompt], [response], chat_template=False, **trunc)
     ids = list(enc["input_ids"][0])
-    out = {"input_ids": ids, "labels": [t if s == 1 else IGNORE_INDEX for t, s in zip(ids, enc.sequence_ids(0))]}
+    out = {"input_ids": ids, "labels": [t if s == 1 else IGNORE_INDEX for t, s in zip(ids, enc.sequence_ids(0), strict=True)]}
     if "token_type_ids" in enc:
         out["token_type_ids"] = list(enc["token_type_ids"][0])
     return out

@@ -131,7 +131,7 @@ def _split_implicit(chosen: str, rejected: str, where: str) -> tuple[str, str, s
     so ``Human: ... Assistant:`` stays with the prompt; without a marker, at the last whitespace.
     """
     n = 0
-    for a, b in zip(chosen, rejected):
+    for a, b in zip(chosen, rejected, strict=False):  # the common prefix of two strings
         if a != b:
             break
         n += 1

@@ -53,7 +53,7 @@ def encode_reward_inputs(tokenizer: Any, prompts: Sequence[str | list[Message]],
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     if uses_chat_template(tokenizer, chat_template):
-        texts = [chat_text(tokenizer, p, r) for p, r in zip(prompts, responses)]
+        texts = [chat_text(tokenizer, p, r) for p, r in zip(prompts, responses, strict=True)]
         return tokenizer(texts, add_special_tokens=False, **kwargs)
     if any(isinstance(x, list) for x in (*prompts, *responses)):
         raise ConfigError("the tokenizer has no chat template, so conversational (message-list) samples cannot "

@@ -37,7 +37,7 @@ def distinct_ranked(answers: Sequence[str], scores: Sequence[float]) -> list[tup
     if len(answers) != len(scores):
         raise ValueError(f"{len(answers)} answers but {len(scores)} scores")
     seen: dict[str, float] = {}
-    for answer, score in zip(answers, scores):
+    for answer, score in zip(answers, scores, strict=True):
         if answer.strip() and answer not in seen and math.isfinite(score):
             seen[answer] = float(score)
     return sorted(seen.items(), key=lambda item: -item[1])

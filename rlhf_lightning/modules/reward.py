@@ -201,7 +201,7 @@ class RewardModelModule(LightningModule):
             self.tokenizer.truncation_side = side
         enc = {k: v.to(self.device) for k, v in enc.items()}
         scores = self(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"))
-        return [{**row, "score": float(score)} for row, score in zip(rows, scores.tolist())]
+        return [{**row, "score": float(score)} for row, score in zip(rows, scores.tolist(), strict=True)]
 
     # -- export ----------------------------------------------------------------------------------
     def export_hf(self, dirpath: str, *, merge_lora: bool = False) -> Optional[str]:

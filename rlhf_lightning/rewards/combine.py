@@ -53,14 +53,14 @@ class WeightedSum(RewardFunction):
     def components(self, prompts: list[str], completions: list[str], **columns: Any) -> dict[str, list[float]]:
         """Every component's validated, unweighted scores, by name."""
         return {name: checked_scores(reward, prompts, completions, columns, name=f"reward {name!r}")
-                for name, reward in zip(self.names, self.rewards)}
+                for name, reward in zip(self.names, self.rewards, strict=True)}
 
     def __call__(self, prompts: list[str], completions: list[str], **columns: Any) -> list[float]:
         parts = self.components(prompts, completions, **columns)
         self.last_components = parts
         total = [0.0] * len(prompts)
-        for weight, scores in zip(self.weights, parts.values()):
-            total = [t + weight * s for t, s in zip(total, scores)]
+        for weight, scores in zip(self.weights, parts.values(), strict=True):
+            total = [t + weight * s for t, s in zip(total, scores, strict=True)]
         return total
 
     def setup(self, device: Any = None) -> None:
@@ -68,15 +68,15 @@ class WeightedSum(RewardFunction):
             reward.setup(device)
 
     def state_dict(self) -> dict[str, Any]:
-        return {name: r.state_dict() for name, r in zip(self.names, self.rewards) if r.state_dict()}
+        return {name: r.state_dict() for name, r in zip(self.names, self.rewards, strict=True) if r.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, reward in zip(self.names, self.rewards):
+        for name, reward in zip(self.names, self.rewards, strict=True):
             if name in state:
                 reward.load_state_dict(state[name])
 
     def metrics(self) -> dict[str, float]:
         out = {name: sum(s) / len(s) for name, s in self.last_components.items() if s}
-        for name, reward in zip(self.names, self.rewards):
+        for name, reward in zip(self.names, self.rewards, strict=True):
             out.update({f"{name}/{k}": v for k, v in reward.metrics().items()})
         return out

@@ -175,7 +175,7 @@ class MatchReward(RewardFunction):
             raise ConfigError(f"match reward needs the dataset column {self.column!r}; "
                               f"columns present: {', '.join(sorted(columns)) or '(none)'}")
         out = []
-        for text, ref in zip(completions, columns[self.column]):
+        for text, ref in zip(completions, columns[self.column], strict=True):
             if self._extract is not None:
                 found = self._extract.findall(text)
                 if not found:

@@ -6,8 +6,10 @@ import csv
 import json
 from pathlib import Path
 
-import lightning.pytorch  # noqa: F401 - import before any test captures stderr: Lightning binds its log
-import pytest               # handler to the sys.stderr of import time, which capsys would later close
+# Lightning is imported before any test captures stderr: it binds its log handler to the sys.stderr of
+# import time, which capsys would later close.
+import lightning.pytorch  # noqa: F401
+import pytest
 import yaml
 
 ROWS = [

@@ -7,7 +7,6 @@ import csv
 import json
 from pathlib import Path
 
-
 from rlhf_lightning.cli import main
 from tests.cli.conftest import write_config
 

@@ -95,7 +95,7 @@ def test_reward_predict_scores_like_the_classifier_plugin(tmp_path, kind, max_le
     })
     rows = _predict(cfg, tmp_path / "scores.jsonl")
     assert [r["id"] for r in rows] == [0, 1, 2]
-    for row, source in zip(rows, SCORED_ROWS):
+    for row, source in zip(rows, SCORED_ROWS, strict=True):
         assert {k: v for k, v in row.items() if k != "score" and v is not None} == source
         assert isinstance(row["score"], float)
     # the same numbers as scoring the model folder with the plugin (left truncation to max_length)

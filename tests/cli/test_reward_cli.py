@@ -107,7 +107,7 @@ def test_fit_exports_a_reward_model_that_ranks_held_out_pairs(tmp_path, clf_dir,
     # the model-based reward plugin (what the PPO stage uses) agrees
     reward = ClassifierReward(str(export))
     chosen, rejected = reward(HELD_OUT, [GOOD] * 2), reward(HELD_OUT, [BAD] * 2)
-    assert all(c > r for c, r in zip(chosen, rejected))
+    assert all(c > r for c, r in zip(chosen, rejected, strict=True))
     torch.testing.assert_close(torch.tensor(chosen), scores[:, 0], atol=1e-4, rtol=1e-4)
 
 

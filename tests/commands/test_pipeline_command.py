@@ -17,7 +17,7 @@ import yaml
 from safetensors.torch import load_file
 
 from rlhf_lightning.cli import main
-from tests.cli.conftest import sft_config, sft_files  # noqa: F401 - fixture
+from tests.cli.conftest import sft_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import pytest
 
 from rlhf_lightning import registry
 from rlhf_lightning.commands import plugins as plugins_command
-from tests.plugin_mocks import M, FakeEntryPoint, install_fake_entry_points
+from tests.plugin_mocks import FakeEntryPoint, M, install_fake_entry_points
 
 
 @pytest.fixture(autouse=True)

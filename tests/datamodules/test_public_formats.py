@@ -22,7 +22,7 @@ def write_jsonl(path, rows):
 def split(tok, example):
     """(whole decoded text, decoded trained tokens) of one encoded example; labels[0] never counts."""
     ids, labels = example["input_ids"], example["labels"]
-    return tok.decode(ids), tok.decode([t for t, lab in zip(ids, labels) if lab != -100])
+    return tok.decode(ids), tok.decode([t for t, lab in zip(ids, labels, strict=True) if lab != -100])
 
 
 def turn(role, content):
@@ -129,7 +129,7 @@ def test_openassistant_trees_become_best_ranked_conversations(tmp_path, tiny_tok
 def test_openassistant_sibling_ranks_become_rankings(tmp_path, tiny_tokenizer_dir, tok):
     (comp,) = comparisons(write_jsonl(tmp_path / "oasst.jsonl", OASST), tiny_tokenizer_dir)
     head = "<s>" + turn("user", "Explain gravity.") + "<|im_start|>assistant\n"
-    for response, answer in zip(comp["responses"], ["Gravity pulls objects toward each other.", "It is a force."]):
+    for response, answer in zip(comp["responses"], ["Gravity pulls objects toward each other.", "It is a force."], strict=True):
         assert split(tok, response) == (head + answer + "<|im_end|>\n", answer + "<|im_end|>\n")
 
 
@@ -204,7 +204,7 @@ def test_ultrafeedback_binarized_prompt_is_not_repeated(tmp_path, tiny_tokenizer
     """Before: "the tokenizer's chat template is not prefix-stable" (the prompt was rendered twice)."""
     (comp,) = comparisons(write_jsonl(tmp_path / "uf.jsonl", [row]), tiny_tokenizer_dir, pairwise_only=True)
     head = "<s>" + turn("user", "Explain gravity.") + "<|im_start|>assistant\n"
-    for response, answer in zip(comp["responses"], ["Gravity pulls objects toward each other.", "I do not know."]):
+    for response, answer in zip(comp["responses"], ["Gravity pulls objects toward each other.", "I do not know."], strict=True):
         text, trained = split(tok, response)
         assert text == head + answer + "<|im_end|>\n" and trained == answer + "<|im_end|>\n"
     assert comp["scores"] == scores
@@ -254,7 +254,7 @@ def test_anthropic_hh(tmp_path, tiny_tokenizer_dir, tok):
     (comp,) = comparisons(write_jsonl(tmp_path / "hh.jsonl", [row]), tiny_tokenizer_dir, pairwise_only=True)
     prompt = "\n\nHuman: What is gravity?\n\nAssistant: Gravity pulls objects toward each other.\n\nHuman: thank you" \
              "\n\nAssistant:"
-    for response, answer in zip(comp["responses"], [" You are welcome.", " Go away."]):
+    for response, answer in zip(comp["responses"], [" You are welcome.", " Go away."], strict=True):
         text, trained = split(tok, response)
         assert trained.startswith(answer) and prompt in text[: len(text) - len(trained)]
         assert answer not in text[: len(text) - len(trained)]
@@ -270,7 +270,7 @@ def test_tldr_summarisation_comparisons(tmp_path, tiny_tokenizer_dir, tok):
     }
     (comp,) = comparisons(write_jsonl(tmp_path / "tldr.jsonl", [row]), tiny_tokenizer_dir, pairwise_only=True)
     prompt = "SUBREDDIT: r/askscience\n\nTITLE: Explain gravity\n\nPOST: The earth pulls the moon.\n\nTL;DR:"
-    for response, summary in zip(comp["responses"], [" Gravity pulls objects.", " I do not know."]):  # chosen first
+    for response, summary in zip(comp["responses"], [" Gravity pulls objects.", " I do not know."], strict=True):  # chosen first
         text, trained = split(tok, response)
         assert trained.startswith(summary) and prompt in text[: len(text) - len(trained)]
     with pytest.raises(DataError, match=r"t\.jsonl row index 0: field 'choice' must be 0 or 1"):
@@ -292,7 +292,7 @@ def test_llama_factory_preference_rows(tmp_path, tiny_tokenizer_dir, tok, shape)
     row = LLAMA_FACTORY_PREFERENCES[shape]
     (comp,) = comparisons(write_jsonl(tmp_path / "lf.jsonl", [row]), tiny_tokenizer_dir, pairwise_only=True)
     head = "<s>" + turn("system", "Be brief.") + turn("user", "Explain gravity.") + "<|im_start|>assistant\n"
-    for response, answer in zip(comp["responses"], ["Gravity pulls objects toward each other.", "I do not know."]):
+    for response, answer in zip(comp["responses"], ["Gravity pulls objects toward each other.", "I do not know."], strict=True):
         text, trained = split(tok, response)
         assert trained.startswith(answer)
         if shape == "sharegpt":  # conversational: the chat template renders it

@@ -64,10 +64,10 @@ def test_skip_mode_violators_contribute_zero_gradient(tiny_llama_dir, tmp_path):
     kept_but_skipped = grads_of(module, r)
     removed = grads_of(module, subset(r, [1, 2, 3]))
     assert len(kept_but_skipped) == len(removed) > 0
-    for a, b in zip(kept_but_skipped, removed):
+    for a, b in zip(kept_but_skipped, removed, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
     not_skipped = grads_of(module, replace(r, valid=torch.ones(4, dtype=torch.bool)))
-    assert any(not torch.allclose(a, b) for a, b in zip(kept_but_skipped, not_skipped))
+    assert any(not torch.allclose(a, b) for a, b in zip(kept_but_skipped, not_skipped, strict=True))
 
 
 def test_all_violating_batch_is_logged_not_crashed(tiny_llama_dir, tmp_path):

@@ -206,7 +206,7 @@ def test_causal_and_classifier_encodings_differ_only_without_a_chat_template(tmp
         assert (causal == pair) == template
     expected = tok("Explain gravity.", GOOD)["input_ids"]
     assert pair[0]["responses"][0]["input_ids"] == expected
-    kept = [t for t, lab in zip(expected, pair[0]["responses"][0]["labels"]) if lab != -100]
+    kept = [t for t, lab in zip(expected, pair[0]["responses"][0]["labels"], strict=True) if lab != -100]
     assert kept == tok(GOOD, add_special_tokens=False)["input_ids"]  # labels mark the response tokens
     with pytest.raises(ConfigError, match="encoding must be"):
         encode_comparisons(comps, tok, max_length=96, encoding="pairs")

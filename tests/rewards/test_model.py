@@ -36,7 +36,7 @@ def test_matches_a_direct_forward_with_the_chat_template(tiny_rm, tiny_rm_scores
     tok = AutoTokenizer.from_pretrained(tiny_rm)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_rm).eval()
     expected = []
-    for p, c in zip(PROMPTS, COMPLETIONS):
+    for p, c in zip(PROMPTS, COMPLETIONS, strict=True):
         text = tok.apply_chat_template([{"role": "user", "content": p}, {"role": "assistant", "content": c}],
                                        tokenize=False)
         assert text.startswith("<s><|im_start|>user\n")
