@@ -304,3 +304,46 @@ def test_example_builds_its_trainer_on_gpu(path, tmp_path, tiny_tokenizer_dir, m
     prepare_for_parsing()
     cli = build_cli_class()(args=args, run=False)
     assert cli.trainer.precision == "bf16-mixed" and cli.trainer.accelerator.__class__.__name__ == "CUDAAccelerator"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", [p for p in HARDWARE_EXAMPLES if "zero3" not in p.name], ids=lambda p: p.name)
+def test_example_trains_two_steps_on_cpu(path, tmp_path, tiny_tokenizer_dir):
+    """Each example as written (its stage, loss, LoRA/4-bit options, strategy block, accumulation, clipping,
+    checkpointing, data format) makes two optimizer steps through the ``rlhf-lightning`` command on CPU,
+    with a tiny pretrained Llama folder in place of the hub model and float32 in place of CUDA bf16; the
+    FSDP2 example on two gloo processes. bitsandbytes 4-bit runs on CPU; DeepSpeed needs CUDA (not run)."""
+    import os
+    import subprocess
+    import sys
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tests import tiny
+
+    raw = yaml.safe_load(path.read_text())
+    model_args = raw["model"]["init_args"]
+    vocab = len(AutoTokenizer.from_pretrained(tiny_tokenizer_dir))
+    llama = tiny.build_llama(tmp_path / "llama", vocab_size=vocab, hidden_size=64, tokenizer_dir=tiny_tokenizer_dir)
+    config = json.loads((llama / "config.json").read_text())  # room for the examples' prompt + answer lengths
+    (llama / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 4096}))
+    fsdp = "FSDP" in str(raw["trainer"].get("strategy", ""))
+    args = [str(Path(sys.executable).parent / "rlhf-lightning"), "fit", "--config", str(path),
+            "--trainer.accelerator=cpu", f"--trainer.devices={2 if fsdp else 1}", "--trainer.precision=32-true",
+            "--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={tmp_path / 'run'}", *_data_overrides(raw["data"]["init_args"], tmp_path),
+            "--data.init_args.num_workers=0"]
+    for key in ("policy", "reference"):
+        if model_args.get(key):
+            args.append(f"--model.init_args.{key}.name_or_path={llama}")
+    if model_args.get("rewards"):  # the public reward model becomes a tiny classifier folder
+        classifier = tmp_path / "classifier"
+        AutoModelForSequenceClassification.from_pretrained(llama, num_labels=1).save_pretrained(classifier)
+        AutoTokenizer.from_pretrained(tiny_tokenizer_dir).save_pretrained(classifier)
+        rewards = [{**r, "init_args": {**r["init_args"], "model": str(classifier)}} if r["class_path"] == "classifier"
+                   else r for r in model_args["rewards"]]
+        args.append(f"--model.init_args.rewards={json.dumps(rewards)}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "run" / "export").is_dir()
