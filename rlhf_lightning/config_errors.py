@@ -10,6 +10,7 @@ path of the config node that built the refusing object (:func:`option_path`).
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any, Iterator, Optional
 
 from rlhf_lightning.errors import ConfigError, InvalidOption, RLHFError
@@ -53,12 +54,11 @@ def option_path(config: Any, err: InvalidOption) -> Optional[str]:
     owner = err.owner
     if owner is None:
         return None
-    class_path = f"{owner.__module__}.{owner.__qualname__}"
     fields = {f.name for f in dataclasses.fields(owner)} if dataclasses.is_dataclass(owner) else None
     for path, node in _nodes(config, ""):
         if isinstance(node, (str, bytes, int, float, bool)) or node is None:
             continue
-        if _get(node, "class_path") == class_path:
+        if _names_class(_get(node, "class_path"), owner):
             holder, prefix = _get(node, "init_args"), f"{path}.init_args"
         elif fields and fields <= set(vars(node) if hasattr(node, "__dict__") else node if isinstance(node, dict) else ()):
             holder, prefix = node, path
@@ -67,6 +67,17 @@ def option_path(config: Any, err: InvalidOption) -> Optional[str]:
         if holder is not _MISSING and holder is not None and _same(_get(holder, err.option), err.value):
             return f"{prefix}.{err.option}"
     return None
+
+
+def _names_class(class_path: Any, owner: type) -> bool:
+    """``class_path`` is ``owner``: its defining path, or a re-export of it (``rlhf_lightning.modules.ppo.
+    PPOModule`` for the class defined in ``modules/ppo/loop.py``), resolved only among imported modules."""
+    if not isinstance(class_path, str) or "." not in class_path:
+        return False
+    if class_path == f"{owner.__module__}.{owner.__qualname__}":
+        return True
+    module, _, name = class_path.rpartition(".")
+    return name == owner.__name__ and getattr(sys.modules.get(module), name, None) is owner
 
 
 def _same(a: Any, b: Any) -> bool:

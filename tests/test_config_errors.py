@@ -25,11 +25,17 @@ def _wrapped(err: Exception) -> ValueError:
 
 
 def _config(beta=-1.0, clip_eps=0.2):
+    """As jsonargparse parses it: plugins as class_path/init_args, option dataclasses as plain namespaces
+    of every field (built from the dataclass, so a new field cannot make this stale)."""
+    import dataclasses
+
+    from rlhf_lightning.modules.ppo.config import PPOLoopSpec
+
     loss = Namespace(class_path="rlhf_lightning.losses.preference.SigmoidLoss",
                      init_args=Namespace(beta=beta, label_smoothing=0.0))
+    ppo = {f.name: getattr(PPOLoopSpec, f.name, None) for f in dataclasses.fields(PPOLoopSpec)}
     return Namespace(model=Namespace(class_path="x.DPOModule", init_args=Namespace(
-        loss=loss, ppo=Namespace(epochs=1, num_minibatches=1, clip_eps=clip_eps, clip_eps_high=None, dual_clip=None,
-                                 aggregation="token_mean", max_grad_norm=1.0, entropy_coef=0.0))))
+        loss=loss, ppo=Namespace(**dict(ppo, clip_eps=clip_eps)))))
 
 
 def test_innermost_user_error_is_found():
