@@ -32,6 +32,8 @@ class UnpairedDataModule(ResumableTrainData, LightningDataModule):
         val_fraction: hold out part of ``train`` when ``val`` is empty (split before pairs are unpaired).
         predict: prompt rows for ``rlhf-lightning predict`` (:mod:`~rlhf_lightning.datamodules.predict`).
         tokenizer: linked from the model by the CLI.
+        chat_template: replaces the tokenizer's chat template (a built-in name, a ``.jinja`` file or inline
+            Jinja; :mod:`rlhf_lightning.data.chat_templates`); linked from the policy's ``chat_template``.
         max_length: token budget of prompt + completion (and of each mismatched KL pair).
         truncation: ``truncate`` / ``drop`` / ``error``; a prompt that leaves no completion token is
             always dropped and counted.
@@ -50,6 +52,7 @@ class UnpairedDataModule(ResumableTrainData, LightningDataModule):
         val_fraction: float = 0.0,
         predict: Optional[SourcesArg] = None,
         tokenizer: Optional[str] = None,
+        chat_template: Optional[str] = None,
         max_length: int = 1024,
         truncation: Literal["truncate", "drop", "error"] = "truncate",
         batch_size: int = 8,
@@ -69,6 +72,7 @@ class UnpairedDataModule(ResumableTrainData, LightningDataModule):
         self.val_sources = as_sources(val, option="data.val")
         self.predict_sources = as_sources(predict, option="data.predict")
         self.tokenizer_path = tokenizer
+        self.chat_template = chat_template
         self.tokenizer = None
         self.train_data = self.val_data = self.predict_data = None
         self.stats: dict = {}

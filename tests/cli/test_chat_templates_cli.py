@@ -97,3 +97,18 @@ def test_template_that_is_not_prefix_stable_exits_2(tmp_path, tiny_llama_dir, to
     assert main(["fit", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "the inline chat_template is not prefix-stable" in err, err
+
+
+@pytest.mark.parametrize("config", ["configs/demo/sft.yaml", "configs/demo/reward.yaml", "configs/demo/dpo.yaml",
+                                    "configs/demo/kto.yaml", "configs/demo/grpo.yaml"])
+def test_every_data_module_gets_the_policys_template(tiny_llama_dir, config):
+    """The CLI links the model's chat_template into whichever data module the stage uses (KTO's included)."""
+    from rlhf_lightning.cli import build_cli_class
+    from rlhf_lightning.registry import prepare_for_parsing
+
+    root = Path(__file__).resolve().parents[2]
+    spec = "backbone" if "reward" in config else "policy"
+    prepare_for_parsing()
+    cli = build_cli_class()(args=["--config", str(root / config), f"--model.init_args.{spec}.name_or_path",
+                                  str(tiny_llama_dir), f"--model.init_args.{spec}.chat_template", "chatml"], run=False)
+    assert cli.datamodule.chat_template == "chatml"
