@@ -29,10 +29,10 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 
-from rlhf_lightning.errors import ConfigError
 from rlhf_lightning.losses.base import PreferenceLoss
 from rlhf_lightning.models.spec import ModelSpec
 from rlhf_lightning.modules.dpo import DPOModule
+from rlhf_lightning.modules.stage import check_generation_budget
 from rlhf_lightning.optim.schedules import default_optimizer
 from rlhf_lightning.option_checks import require
 from rlhf_lightning.rewards.base import RewardFunction
@@ -104,12 +104,7 @@ class OnlineDPOModule(DPOModule):
 
     # -- set-up ----------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
-        data = getattr(self.trainer, "datamodule", None)
-        budget = getattr(getattr(data, "hparams", None), "max_prompt_length", None)
-        context = getattr(self.model.config, "max_position_embeddings", None)
-        if budget and context and budget + self.generation.max_new_tokens > context:
-            raise ConfigError(f"data.max_prompt_length ({budget}) + generation.max_new_tokens "
-                              f"({self.generation.max_new_tokens}) exceeds the policy's context ({context} tokens)")
+        check_generation_budget(self)
         check_plugin_setup([p.plugin for p in self.reward_plugins], self.device)
 
     def on_validation_start(self) -> None:

@@ -52,6 +52,19 @@ def load_policy(spec: ModelSpec) -> tuple[Any, Any]:
         return tokenizer, load_causal_lm(spec, tokenizer=tokenizer)
 
 
+def check_generation_budget(stage: Any) -> None:
+    """ConfigError when the data's prompt budget plus ``stage.generation.max_new_tokens`` exceeds the
+    policy's context (online stages generate from every prompt: the overflow would fail mid-run)."""
+    from rlhf_lightning.errors import ConfigError
+
+    data = getattr(stage.trainer, "datamodule", None)
+    budget = getattr(getattr(data, "hparams", None), "max_prompt_length", None)
+    context = getattr(stage.model.config, "max_position_embeddings", None)
+    if budget and context and budget + stage.generation.max_new_tokens > context:
+        raise ConfigError(f"data.max_prompt_length ({budget}) + generation.max_new_tokens "
+                          f"({stage.generation.max_new_tokens}) exceeds the policy's context ({context} tokens)")
+
+
 def predict_rows(batch: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of a ``predict`` batch as the data module read them: every column except the rendered
     prompt ``text`` and the tensors (see :mod:`rlhf_lightning.datamodules.predict`)."""

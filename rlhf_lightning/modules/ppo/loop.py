@@ -40,6 +40,7 @@ from rlhf_lightning.modules.ppo.config import ConstraintRule, CriticSpec, KLSpec
 from rlhf_lightning.modules.ppo.experience import Experience, make_experience
 from rlhf_lightning.modules.ppo.state import load_stage_state, log_samples, save_stage_state
 from rlhf_lightning.modules.stage import (
+    check_generation_budget,
     configure_stage_optimizers,
     export_stage_model,
     generate_predictions,
@@ -190,12 +191,7 @@ class PPOModule(LightningModule):
         return None
 
     def on_fit_start(self) -> None:
-        data = getattr(self.trainer, "datamodule", None)
-        budget = getattr(getattr(data, "hparams", None), "max_prompt_length", None)
-        context = getattr(self.model.config, "max_position_embeddings", None)
-        if budget and context and budget + self.generation.max_new_tokens > context:
-            raise ConfigError(f"data.max_prompt_length ({budget}) + generation.max_new_tokens "
-                              f"({self.generation.max_new_tokens}) exceeds the policy's context ({context} tokens)")
+        check_generation_budget(self)
         check_plugin_setup([p.plugin for p in self.reward_plugins] + [r.checker for r in self.constraint_rules],
                            self.device)
 
