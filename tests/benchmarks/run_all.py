@@ -206,7 +206,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--quick", action="store_true", help="short windows (SFT/RM/DPO 4 steps after 1, online 2 "
                    "rollouts after 1, 16 new tokens): every stage, 3 runs per side, under 10 minutes on 2 cores")
-    p.add_argument("--out", default="bench_results", help="folder for report.md, report.json and worker logs")
+    p.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "rlhf_lightning_bench"),
+                   help="folder for report.md, report.json and worker logs")
     p.add_argument("--peak-worker", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.peak_worker:
