@@ -15,10 +15,9 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
-from rlhf_lightning.data.spec import SourcesArg, as_sources
+from rlhf_lightning.data.spec import SourcesArg
 from rlhf_lightning.datamodules.predict import load_predict_rows, predict_loader
-from rlhf_lightning.datamodules.resumable import ResumableSampler, ResumableTrainData
-from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
+from rlhf_lightning.datamodules.resumable import ResumableTrainData
 from rlhf_lightning.errors import ConfigError, DataError, option_errors
 
 #: columns the collator turns into tensors or that are not passed to plugins as a column
@@ -69,22 +68,7 @@ class PromptDataModule(ResumableTrainData, LightningDataModule):
             raise ConfigError(f"data.max_prompt_length and data.batch_size must be >= 1 "
                               f"(got {max_prompt_length}, {batch_size})")
         self.save_hyperparameters()
-        self.train_sources = as_sources(train, option="data.train", weighted=True)
-        self.val_sources = as_sources(val, option="data.val")
-        self.predict_sources = as_sources(predict, option="data.predict")
-        self.tokenizer_path = tokenizer
-        self.chat_template = chat_template
-        self.tokenizer = None
-        self.train_data: Optional[list[dict]] = None
-        self.val_data: Optional[list[dict]] = None
-        self.predict_data: Optional[list[dict]] = None
-        self.sampler: Optional[ResumableSampler] = None
-        self.stats: dict[str, dict[str, int]] = {}
-        self._resume: Optional[tuple[int, int]] = None
-        self.train_sizes: list[int] = []
-
-    def _load_tokenizer(self):
-        return linked_tokenizer(self)
+        self.init_sources(train, val, predict, tokenizer, chat_template)
 
     def load_prompts(self, sources, role: str) -> list[dict]:
         """Read, validate, render and length-check every row of ``sources``."""

@@ -83,8 +83,8 @@ class ResumableSampler(DistributedSampler):
 class ResumableTrainData:
     """Mix into a LightningDataModule: a resumable training loader plus the checkpointed position.
 
-    The data module sets ``self.sampler = None`` and ``self._resume = None`` in ``__init__``, builds
-    its training loader with :meth:`resumable_loader`, and has ``hparams.batch_size`` and
+    The data module calls :meth:`init_sources` in ``__init__`` (sources, tokenizer link, empty data,
+    no sampler or resume position yet), builds its training loader with :meth:`resumable_loader`, and has ``hparams.batch_size`` and
     ``hparams.seed``; for mixtures, ``train_sources`` and ``train_sizes`` (rows each training source
     kept, in the order of the training rows). Lightning writes :meth:`state_dict` into every checkpoint and calls
     :meth:`load_state_dict` before the loaders are built.
@@ -92,6 +92,33 @@ class ResumableTrainData:
 
     sampler: Optional[ResumableSampler]
     _resume: Optional[tuple[int, int]]
+
+    def init_sources(self, train: Any, val: Any, predict: Any, tokenizer: Optional[str],
+                     chat_template: Optional[str]) -> None:
+        """The state every source-reading data module starts from: its ``data.train`` (weighted),
+        ``data.val`` and ``data.predict`` sources checked, the tokenizer and chat template the CLI links
+        from the model, no rows loaded, no sampler and no resume position yet."""
+        from rlhf_lightning.data.spec import as_sources
+
+        self.train_sources = as_sources(train, option="data.train", weighted=True)
+        self.val_sources = as_sources(val, option="data.val")
+        self.predict_sources = as_sources(predict, option="data.predict")
+        self.tokenizer_path = tokenizer
+        self.chat_template = chat_template
+        self.tokenizer = None
+        self.train_data: Optional[list[dict]] = None
+        self.val_data: Optional[list[dict]] = None
+        self.predict_data: Optional[list[dict]] = None
+        self.stats: dict[str, Any] = {}
+        self.sampler = None
+        self._resume = None
+        self.train_sizes: list[int] = []
+
+    def _load_tokenizer(self):
+        """The linked tokenizer, loaded once (:func:`~rlhf_lightning.datamodules.tokenizer.linked_tokenizer`)."""
+        from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
+
+        return linked_tokenizer(self)
 
     def resumable_loader(self, rows, *, shuffle: bool, collate_fn, num_workers: int,
                          drop_last: bool = False) -> DataLoader:

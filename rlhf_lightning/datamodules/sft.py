@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
 import datasets
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
-from rlhf_lightning.data.spec import DataSource, SourcesArg, as_sources
+from rlhf_lightning.data.spec import DataSource, SourcesArg
 from rlhf_lightning.datamodules.predict import load_predict_rows, predict_loader
-from rlhf_lightning.datamodules.resumable import ResumableSampler, ResumableTrainData
+from rlhf_lightning.datamodules.resumable import ResumableTrainData
 from rlhf_lightning.datamodules.splits import encode_train_val
-from rlhf_lightning.datamodules.tokenizer import linked_tokenizer
 from rlhf_lightning.errors import ConfigError
 
 
@@ -67,22 +66,9 @@ class SFTDataModule(ResumableTrainData, LightningDataModule):
         if max_length < 2:
             raise ConfigError(f"data.max_length must be at least 2, got {max_length}")
         self.save_hyperparameters()
-        self.train_sources = as_sources(train, option="data.train", weighted=True)
-        self.val_sources = as_sources(val, option="data.val")
-        self.predict_sources = as_sources(predict, option="data.predict")
-        self.tokenizer_path = tokenizer
-        self.chat_template = chat_template
-        self.tokenizer = None
-        self.train_data = self.val_data = self.predict_data = None
-        self.stats: dict[str, Any] = {}
-        self.sampler: Optional[ResumableSampler] = None
-        self._resume: Optional[tuple[int, int]] = None
-        self.train_sizes: list[int] = []
+        self.init_sources(train, val, predict, tokenizer, chat_template)
 
     # -- loading ---------------------------------------------------------------------------------
-    def _load_tokenizer(self):
-        return linked_tokenizer(self)
-
     def _encode(self, sources: list[DataSource], role: str, *, holdout: float = 0.0):
         """Load, validate and tokenise every source; with ``holdout`` also return a validation part
         split from each source's rows before encoding (so no example straddles the split)."""

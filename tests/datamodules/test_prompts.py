@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from rlhf_lightning.datamodules.prompts import PromptDataModule, ResumableSampler
+from rlhf_lightning.datamodules.prompts import PromptDataModule
+from rlhf_lightning.datamodules.resumable import ResumableSampler
 from rlhf_lightning.errors import ConfigError, DataError
 
 
